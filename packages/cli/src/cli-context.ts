@@ -1,0 +1,23 @@
+import { Harbor, createLogger, type LogLevel } from '@pgharbor/core';
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  logLevel?: LogLevel;
+}
+
+/** Load the config and plugins, run `fn`, and always release connections. */
+export async function withHarbor<T>(options: GlobalOptions, fn: (harbor: Harbor) => Promise<T>): Promise<T> {
+  const harbor = await Harbor.load({ configFile: options.config, logger: createLogger({ level: options.logLevel ?? 'info' }) });
+  try {
+    return await fn(harbor);
+  } finally {
+    await harbor.close();
+  }
+}
+
+/** Command output: JSON for machines, text for people; always stdout. */
+export function output(options: GlobalOptions, json: unknown, text: () => string): void {
+  process.stdout.write(options.json ? JSON.stringify(json, null, 2) + '\n' : text() + '\n');
+}

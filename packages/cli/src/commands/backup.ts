@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { ConfigError, runBackup, summarize } from '@pgharbor/core';
+import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
+import { createProgress } from '../progress.js';
+import { formatBytes, formatDuration } from '../format.js';
+import { parseRepo } from '../parse-options.js';
+
+export function registerBackup(program: Command): void {
+  program
+    .command('backup')
+    .argument('<server>', 'server name from the config')
+    .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
+    .option('--label <text>', 'backup label recorded by PostgreSQL')
+    .option('--type <type>', 'full (the only type the basebackup method takes)', 'full')
+    .description('take a backup of the server into a repository')
+    .action(async (serverName: string, cmd: { repo?: number; label?: string; type: string }, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions>();
+      if (cmd.type !== 'full') {
+        throw new ConfigError(`--type ${cmd.type} is not available: this release takes full backups`, 'omit --type, or use --type full');
+      }
+      await withHarbor(options, async (harbor) => {
+        const server = harbor.server(serverName);
+        const abort = new AbortController();
+        const stop = (signal: NodeJS.Signals) => abort.abort(new Error(`interrupted by ${signal}`));
+        process.once('SIGINT', stop).once('SIGTERM', stop);
+        const progress = createProgress(`backup ${serverName}`, !options.json && Boolean(process.stderr.isTTY));
+        const started = Date.now();
+        try {
+          const manifest = await runBackup(harbor, server, {
+            repo: cmd.repo,
+            label: cmd.label,
+            signal: abort.signal,
+            onProgress: (done, total) => progress.update(done, total),
+          });
+          progress.finish();
+          const seconds = (Date.now() - started) / 1000;
+          output(options, summarize(manifest), () =>
+            [
+              `Backup ${manifest.id} of ${serverName} completed`,
+              `  Size            : ${formatBytes(manifest.size)} in ${manifest.files.filter((f) => f.type === 'file').length} files`,
+              `  Begin/end WAL   : ${manifest.startWal} / ${manifest.stopWal} (timeline ${manifest.timeline})`,
+              `  Begin/end LSN   : ${manifest.startLsn} / ${manifest.stopLsn}`,
+              `  Elapsed         : ${formatDuration(seconds)} (${formatBytes(manifest.size / Math.max(seconds, 0.001))}/s)`,
+            ].join('\n'),
+          );
+        } finally {
+          progress.finish();
+          process.off('SIGINT', stop).off('SIGTERM', stop);
+        }
+      });
+    });
+}

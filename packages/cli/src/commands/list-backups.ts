@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+import { displayStatus, summarize, type BackupSummary, type DisplayStatus, type Repository } from '@pgharbor/core';
+import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
+import { formatBytes, formatTime } from '../format.js';
+import { parseRepo } from '../parse-options.js';
+
+export function registerListBackups(program: Command): void {
+  program
+    .command('list-backups')
+    .alias('list-backup')
+    .argument('<server>', 'server name from the config')
+    .option('--repo <n>', 'only this repository (1-based); default all', parseRepo)
+    .description('list the backups of a server, newest first')
+    .action(async (serverName: string, cmd: { repo?: number }, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions>();
+      await withHarbor(options, async (harbor) => {
+        const server = harbor.server(serverName);
+        const repos: Repository[] = cmd.repo ? [await server.repository(cmd.repo)] : await server.repositories();
+        const rows: (BackupSummary & { status: DisplayStatus; repository: string })[] = [];
+        for (const repo of repos) {
+          for (const manifest of (await repo.listManifests()).reverse()) {
+            rows.push({ ...summarize(manifest), status: displayStatus(manifest), repository: repo.name });
+          }
+        }
+        output(options, rows, () =>
+          rows.length === 0
+            ? `No backups of ${serverName}.`
+            : rows
+                .map((b) => {
+                  const where = repos.length > 1 ? ` [${b.repository}]` : '';
+                  const size = b.status === 'DONE' ? `Size: ${formatBytes(b.size)} - WAL Size: ${b.walIncluded ? 'in backup' : '0 B'}` : b.status === 'STARTED' ? 'STARTED (in progress)' : `FAILED${b.error ? ` (${b.error.message})` : ''}`;
+                  return `${serverName} ${b.id}${where} - ${formatTime(b.stopTime ?? b.startTime)} - ${size}`;
+                })
+                .join('\n'),
+        );
+      });
+    });
+}

@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { displayStatus, resolveBackup, summarize, type BackupManifest } from '@pgharbor/core';
+import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
+import { formatBytes, formatDuration } from '../format.js';
+import { parseRepo } from '../parse-options.js';
+
+export function registerShowBackup(program: Command): void {
+  program
+    .command('show-backup')
+    .argument('<server>', 'server name from the config')
+    .argument('<backup>', 'backup id, "latest" or "oldest"')
+    .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
+    .description('show everything known about one backup')
+    .action(async (serverName: string, backupId: string, cmd: { repo?: number }, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions>();
+      await withHarbor(options, async (harbor) => {
+        const repo = await harbor.server(serverName).repository(cmd.repo);
+        const manifest = await resolveBackup(repo, backupId);
+        const ids = (await repo.listManifests()).filter((m) => m.status === 'DONE').map((m) => m.id);
+        const at = ids.indexOf(manifest.id);
+        const previous = at > 0 ? ids[at - 1] : undefined;
+        const next = at >= 0 && at < ids.length - 1 ? ids[at + 1] : undefined;
+        const status = displayStatus(manifest);
+        output(options, { ...summarize(manifest), status, repository: repo.name, previousBackup: previous ?? null, nextBackup: next ?? null }, () =>
+          describe(manifest, status, repo.name, previous, next),
+        );
+      });
+    });
+}
+
+function describe(m: BackupManifest, status: string, repository: string, previous?: string, next?: string): string {
+  const seconds = m.stopTime ? (Date.parse(m.stopTime) - Date.parse(m.startTime)) / 1000 : undefined;
+  const walFiles = m.files.filter((f) => f.type === 'file' && /^pg_wal\/[0-9A-F]{24}$/.test(f.path));
+  const lines = [
+    `Backup ${m.id}:`,
+    `  Server Name            : ${m.server}`,
+    `  System Id              : ${m.systemIdentifier}`,
+    `  Status                 : ${status}${m.error ? ` (${m.error.message})` : ''}`,
+    `  PostgreSQL Version     : ${m.pgVersion}`,
+    `  PGDATA directory       : ${m.dataDirectory}`,
+    `  Repository             : ${repository}`,
+    `  Method                 : ${m.method}`,
+    `  Label                  : ${m.label}`,
+    ...(m.tablespaces.length ? ['  Tablespaces            :', ...m.tablespaces.map((t) => `    ${t.name} (oid ${t.oid}) : ${t.location}`)] : []),
+    '',
+    '  Base backup information:',
+    `    Disk usage           : ${formatBytes(m.size)} (${formatBytes(m.storedSize)} stored)`,
+    `    Files                : ${m.files.filter((f) => f.type === 'file').length} in ${m.bundles.length} bundles`,
+    `    Timeline             : ${m.timeline ?? '-'}`,
+    `    Begin WAL            : ${m.startWal ?? '-'}`,
+    `    End WAL              : ${m.stopWal ?? '-'}`,
+    `    WAL number           : ${walFiles.length} (inside the backup: ${m.walIncluded ? 'yes' : 'no'})`,
+    `    Begin time           : ${m.startTime}`,
+    `    End time             : ${m.stopTime ?? '-'}`,
+    ...(seconds !== undefined ? [`    Copy time            : ${formatDuration(seconds)}`, `    Estimated throughput : ${formatBytes(m.size / Math.max(seconds, 0.001))}/s`] : []),
+    `    Begin LSN            : ${m.startLsn ?? '-'}`,
+    `    End LSN              : ${m.stopLsn ?? '-'}`,
+    '',
+    '  Catalog information:',
+    `    Previous Backup      : ${previous ?? '- (this is the oldest base backup)'}`,
+    `    Next Backup          : ${next ?? '- (this is the latest base backup)'}`,
+  ];
+  if (m.error?.hint) lines.push(`  HINT: ${m.error.hint}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,57 @@
+import type { Readable } from 'node:stream';
+import type { JsonSchema } from '../config/json-schema.js';
+import type { ServerHandle } from '../server-handle.js';
+import type { TablespaceInfo } from '../repository/manifest.js';
+import type { Logger } from '../log.js';
+
+/**
+ * A backup method copies a running cluster into the repository through the
+ * sink the core hands it. The core owns everything around it: locks, the
+ * identity check, the manifest's life (STARTED → DONE/FAILED) and hooks.
+ */
+export interface BackupMethod {
+  /** JSON schema of the server options this method reads, merged into the server section's schema. */
+  serverOptions?: Record<string, JsonSchema>;
+  run(context: MethodContext): Promise<MethodResult>;
+}
+
+export interface MethodContext {
+  server: ServerHandle;
+  backupId: string;
+  label: string;
+  sink: BackupSink;
+  logger: Logger;
+  /** Aborted when the backup must stop (signal, failure elsewhere). */
+  signal: AbortSignal;
+  /** Report expected total bytes when known, for progress display. */
+  setExpectedBytes(bytes: number): void;
+}
+
+export interface IngestOptions {
+  /** Prefix for every path in the tar, e.g. "pg_tblspc/16385" for a tablespace tar. */
+  pathPrefix?: string;
+  /** Small files to hand back to the method (e.g. "backup_label"). They are stored too, unless skipped. */
+  capture?: string[];
+  /** Paths not to store as data files (e.g. "backup_manifest", which is kept beside the manifest instead). */
+  skip?: string[];
+}
+
+export interface BackupSink {
+  /** Parse a tar stream and store every entry, streaming, with checksums. Resolves with the captured files. */
+  ingestTar(tar: Readable, options?: IngestOptions): Promise<Map<string, Buffer>>;
+  /** Keep PostgreSQL's own backup_manifest beside ours (for pg_verifybackup). */
+  storePgBackupManifest(content: Buffer): Promise<void>;
+}
+
+export interface MethodResult {
+  startLsn: string;
+  stopLsn: string;
+  checkpointLsn?: string;
+  startWal: string;
+  stopWal: string;
+  timeline: number;
+  startTime?: Date;
+  /** True when the WAL from startLsn to stopLsn is inside the backup. */
+  walIncluded: boolean;
+  tablespaces: TablespaceInfo[];
+}

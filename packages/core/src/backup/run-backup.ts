@@ -1,0 +1,175 @@
+import os from 'node:os';
+import type { Harbor } from '../harbor.js';
+import type { ServerHandle } from '../server-handle.js';
+import type { BackupEvent } from '../hooks.js';
+import { HarborError, errorMessage } from '../errors.js';
+import { queryServerInfo } from '../postgres/server-info.js';
+import { backupIdFor } from '../repository/backup-id.js';
+import { BundleWriter } from '../repository/bundle-writer.js';
+import { MANIFEST_FORMAT_VERSION, type BackupManifest, type ManifestFile } from '../repository/manifest.js';
+import { acquireLock } from '../repository/repository-lock.js';
+import { isOrphan, orphanError } from '../repository/backup-status.js';
+import type { Repository } from '../repository/repository.js';
+import { ingestTar } from './tar-ingest.js';
+import type { BackupSink } from './backup-method.js';
+import { PGHARBOR_VERSION } from '../version.js';
+
+export interface BackupOptions {
+  /** 1-based repository number; default the first. */
+  repo?: number;
+  label?: string;
+  /** Called as bytes are stored (for a progress display). */
+  onProgress?: (storedBytes: number, expectedBytes: number | undefined) => void;
+  /** Abort the backup (e.g. on SIGINT): it ends FAILED. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Take one backup of `server` with its configured method. The manifest
+ * is written STARTED before any data, and replaced by DONE only after every
+ * file is stored; any failure replaces it by FAILED with the error.
+ */
+export async function runBackup(harbor: Harbor, server: ServerHandle, options: BackupOptions = {}): Promise<BackupManifest> {
+  const method = harbor.methods.get(server.config.method);
+  const repository = await server.repository(options.repo);
+  const client = await server.connect();
+  let info;
+  try {
+    info = await queryServerInfo(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+  await repository.checkIdentity(info.systemIdentifier, info.versionNum);
+
+  const lock = await acquireLock(repository, 'backup', 'backup');
+  try {
+    await failOrphans(repository, harbor);
+    const started = new Date();
+    const id = await uniqueBackupId(repository, started);
+    const event: BackupEvent = { server: server.name, backupId: id, method: server.config.method, repository: repository.location };
+    const veto = await harbor.hooks.backup.before.promise(event);
+    if (typeof veto === 'string') throw new HarborError(`backup of ${server.name} vetoed by a plugin: ${veto}`, { hint: 'see the plugin that refused it' });
+
+    const manifest: BackupManifest = {
+      formatVersion: MANIFEST_FORMAT_VERSION,
+      id,
+      server: server.name,
+      status: 'STARTED',
+      type: 'full',
+      method: server.config.method,
+      label: options.label ?? `pgharbor backup ${id}`,
+      startTime: started.toISOString(),
+      pgVersion: info.versionNum,
+      systemIdentifier: info.systemIdentifier,
+      dataDirectory: info.dataDirectory,
+      tablespaces: info.tablespaces,
+      walIncluded: false,
+      files: [],
+      bundles: [],
+      size: 0,
+      storedSize: 0,
+      process: { pid: process.pid, hostname: os.hostname() },
+      pgharborVersion: PGHARBOR_VERSION,
+    };
+    await repository.writeManifest(manifest);
+    harbor.logger.info(`backup ${id} of ${server.name} started (method ${manifest.method}, repository ${repository.name}: ${repository.location})`);
+
+    const writer = new BundleWriter(repository, id);
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(options.signal?.reason ?? new Error('backup aborted'));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    let expected: number | undefined;
+    const files: ManifestFile[] = [];
+    const sink: BackupSink = {
+      ingestTar: (tar, ingestOptions) =>
+        ingestTar(
+          tar,
+          writer,
+          (file) => {
+            files.push(file);
+            manifest.size += file.size;
+            if (file.type === 'file') {
+              harbor.hooks.backup.fileStored.call(event, file);
+              options.onProgress?.(manifest.size, expected);
+            }
+          },
+          ingestOptions,
+        ),
+      storePgBackupManifest: async (content) => {
+        await repository.storage.put(repository.pgBackupManifestKey(id), content);
+        manifest.pgBackupManifest = true;
+      },
+    };
+
+    try {
+      const result = await method.run({
+        server,
+        backupId: id,
+        label: manifest.label,
+        sink,
+        logger: harbor.logger,
+        signal: abort.signal,
+        setExpectedBytes: (bytes) => (expected = bytes),
+      });
+      if (abort.signal.aborted) throw abort.signal.reason;
+      manifest.bundles = await writer.finish();
+      Object.assign(manifest, {
+        status: 'DONE',
+        stopTime: new Date().toISOString(),
+        startLsn: result.startLsn,
+        stopLsn: result.stopLsn,
+        checkpointLsn: result.checkpointLsn,
+        startWal: result.startWal,
+        stopWal: result.stopWal,
+        timeline: result.timeline,
+        walIncluded: result.walIncluded,
+        tablespaces: result.tablespaces,
+        files: files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+        storedSize: manifest.bundles.reduce((sum, bundle) => sum + bundle.storedSize, 0),
+      } satisfies Partial<BackupManifest>);
+      if (result.startTime) manifest.startTime = result.startTime.toISOString();
+      delete manifest.process;
+      // The DONE manifest is the last write: only now does the backup count as restorable.
+      await repository.writeManifest(manifest);
+      harbor.logger.info(`backup ${id} of ${server.name} DONE: ${files.filter((f) => f.type === 'file').length} files, ${manifest.size} bytes`);
+      await harbor.hooks.backup.after.promise(event, manifest);
+      return manifest;
+    } catch (error) {
+      writer.abort(error instanceof Error ? error : new Error(String(error)));
+      const failure = error instanceof HarborError ? error : new HarborError(`backup ${id} of ${server.name} failed: ${errorMessage(error)}`, { cause: error });
+      manifest.status = 'FAILED';
+      manifest.stopTime = new Date().toISOString();
+      manifest.error = { message: failure.message, hint: failure.hint };
+      manifest.files = files;
+      delete manifest.process;
+      await repository.writeManifest(manifest).catch((writeError) => {
+        harbor.logger.warn(`could not mark backup ${id} FAILED in ${repository.location}: ${errorMessage(writeError)}`);
+      });
+      await harbor.hooks.backup.failed.promise(event, failure).catch(() => {});
+      throw failure;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  } finally {
+    await lock.release().catch(() => {});
+  }
+}
+
+/** Backups whose writer died (kill -9, crash) are marked FAILED for good, so they never look in progress. */
+async function failOrphans(repository: Repository, harbor: Harbor): Promise<void> {
+  for (const manifest of await repository.listManifests()) {
+    if (!isOrphan(manifest)) continue;
+    manifest.status = 'FAILED';
+    manifest.error = orphanError(manifest);
+    delete manifest.process;
+    await repository.writeManifest(manifest);
+    harbor.logger.warn(`backup ${manifest.id} of ${repository.server} was interrupted earlier; marked FAILED`);
+  }
+}
+
+async function uniqueBackupId(repository: Repository, date: Date): Promise<string> {
+  const base = backupIdFor(date);
+  const existing = new Set(await repository.listBackupIds());
+  if (!existing.has(base)) return base;
+  for (let n = 1; ; n++) if (!existing.has(`${base}_${n}`)) return `${base}_${n}`;
+}

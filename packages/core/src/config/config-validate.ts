@@ -1,0 +1,125 @@
+import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { ConfigError } from '../errors.js';
+import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
+import type { LoadedConfig, PgharborConfig, RepositoryConfig, ServerConfig } from './config-types.js';
+import { buildConfigSchema } from './config-schema.js';
+import type { Registry } from '../registry.js';
+import type { StorageFactory } from '../storage/storage-factory.js';
+import type { BackupMethod } from '../backup/backup-method.js';
+
+export interface SchemaSources {
+  storage: Registry<StorageFactory>;
+  methods: Registry<BackupMethod>;
+}
+
+const DEFAULT_METHOD = 'basebackup';
+
+/**
+ * Validate a raw config against the core schema plus every loaded plugin's
+ * schema, apply `defaults`, and resolve relative paths. Errors name the
+ * file, the path of the key ("servers.pga.repositories[0].path") and what
+ * is allowed there.
+ */
+export function validateConfig(raw: unknown, filepath: string, sources: SchemaSources): LoadedConfig {
+  const dir = path.dirname(filepath);
+  const methodOptions: Record<string, JsonSchema> = {};
+  for (const type of sources.methods.types()) Object.assign(methodOptions, sources.methods.get(type).serverOptions ?? {});
+
+  check(buildConfigSchema(methodOptions), raw, filepath, '');
+  const config = structuredClone(raw) as PgharborConfig;
+
+  for (const [name, server] of Object.entries(config.servers)) {
+    const merged = { ...config.defaults, ...server } as ServerConfig;
+    merged.method ??= DEFAULT_METHOD;
+    const where = `servers.${name}`;
+    if (!merged.conninfo) throw configError(filepath, `${where}.conninfo`, 'is missing', 'give the libpq connection string of the server, e.g. "host=pga user=barman dbname=postgres"');
+    if (!merged.repositories) throw configError(filepath, `${where}.repositories`, 'is missing', 'list at least one repository, e.g. [{ type: posix, path: /var/lib/pgharbor }]');
+    if (!sources.methods.has(merged.method)) {
+      throw configError(filepath, `${where}.method`, `"${merged.method}" is not a known backup method`, `allowed: ${sources.methods.types().join(', ')}`);
+    }
+    merged.repositories = merged.repositories.map((repo, index) =>
+      validateRepository(repo, `${where}.repositories[${index}]`, filepath, dir, sources.storage),
+    );
+    config.servers[name] = merged;
+  }
+  return { config, filepath, dir };
+}
+
+function validateRepository(
+  repo: RepositoryConfig,
+  where: string,
+  filepath: string,
+  dir: string,
+  storage: Registry<StorageFactory>,
+): RepositoryConfig {
+  if (!storage.has(repo.type)) {
+    throw configError(filepath, `${where}.type`, `"${repo.type}" is not a known storage type`, `allowed: ${storage.types().join(', ')} (or load a storage plugin with "plugins")`);
+  }
+  const schema = storage.get(repo.type).schema;
+  const { type, name, ...options } = repo;
+  const withCommon: JsonSchemaObject = { additionalProperties: false, ...schema };
+  check(withCommon, options, filepath, where);
+  // Paths marked "format: path" are relative to the config file, not the working directory.
+  for (const [key, prop] of Object.entries(schema.properties)) {
+    const value = options[key];
+    if (prop.format === 'path' && typeof value === 'string' && !path.isAbsolute(value)) options[key] = path.resolve(dir, value);
+  }
+  return { type, ...(name === undefined ? {} : { name }), ...options };
+}
+
+const ajv = new Ajv({ allErrors: false, verbose: true, strict: false });
+ajv.addFormat('path', true);
+
+function check(schema: JsonSchemaObject, value: unknown, filepath: string, base: string): void {
+  const validate = ajv.compile(schema);
+  if (validate(value)) return;
+  const error = pickError(validate.errors ?? []);
+  throw describe(error, filepath, base);
+}
+
+/** With oneOf/anyOf, ajv reports every branch; the most specific error is the deepest. */
+function pickError(errors: ErrorObject[]): ErrorObject {
+  return [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
+}
+
+function describe(error: ErrorObject, filepath: string, base: string): ConfigError {
+  const at = joinPath(base, error.instancePath);
+  const parent = error.parentSchema as JsonSchema | undefined;
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = (error.params as { additionalProperty: string }).additionalProperty;
+      const allowed = Object.keys((parent?.properties as object) ?? {}).sort();
+      return configError(filepath, joinPath(at, '/' + key), 'is not a known setting', `allowed here: ${allowed.join(', ') || 'nothing'}`);
+    }
+    case 'required': {
+      const key = (error.params as { missingProperty: string }).missingProperty;
+      return configError(filepath, joinPath(at, '/' + key), 'is missing', 'add it');
+    }
+    case 'enum':
+      return configError(filepath, at, 'has a value that is not allowed', `allowed: ${((error.params as { allowedValues: unknown[] }).allowedValues).join(', ')}`);
+    case 'type':
+      return configError(filepath, at, `must be ${(error.params as { type: string }).type}`, describeSchema(parent));
+    case 'propertyNames':
+      return configError(filepath, at, 'has an invalid name', 'server names use letters, digits, "_", "." and "-"');
+    default:
+      return configError(filepath, at, error.message ?? 'is invalid', describeSchema(parent));
+  }
+}
+
+function describeSchema(schema: JsonSchema | undefined): string | undefined {
+  return typeof schema?.description === 'string' ? `expected ${schema.description}` : undefined;
+}
+
+function joinPath(base: string, instancePath: string): string {
+  let out = base;
+  for (const part of instancePath.split('/').slice(1)) {
+    const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
+    out += /^\d+$/.test(key) ? `[${key}]` : out ? `.${key}` : key;
+  }
+  return out || '(top level)';
+}
+
+function configError(filepath: string, at: string, problem: string, hint?: string): ConfigError {
+  return new ConfigError(`${filepath}: ${at} ${problem}`, hint);
+}

@@ -1,0 +1,104 @@
+/**
+ * The backup manifest: everything needed to restore one backup and to judge
+ * whether it can be trusted. It is the last object written for a backup;
+ * only a manifest whose status is DONE describes a restorable backup.
+ */
+export const MANIFEST_FORMAT_VERSION = 1;
+
+export type BackupStatus = 'STARTED' | 'DONE' | 'FAILED';
+export type BackupType = 'full' | 'incr' | 'diff';
+
+export interface TablespaceInfo {
+  oid: number;
+  name: string;
+  /** Location on the source host. */
+  location: string;
+}
+
+export interface ManifestFile {
+  /** Path relative to the data directory, "/" separated; tablespace contents live under "pg_tblspc/<oid>/". */
+  path: string;
+  type: 'file' | 'directory' | 'symlink';
+  /** Bytes of the original file. */
+  size: number;
+  /** Modification time, seconds since the epoch. */
+  mtime: number;
+  /** Permission bits (e.g. 0o600). */
+  mode: number;
+  /** Symlink target, for type "symlink". */
+  linkTarget?: string;
+  /** sha256 of the original bytes, hex. */
+  sha256?: string;
+  /** Where the bytes are stored: bundle number inside the backup named by `reference` (or this backup). */
+  bundle?: number;
+  /** Offset of the stored bytes inside the bundle. */
+  offset?: number;
+  /** Bytes as stored (after compression/encryption). */
+  storedSize?: number;
+  compression: string;
+  encryption: string;
+  /** Backup id that stores the bytes when they are reused from an earlier backup. */
+  reference?: string;
+}
+
+export interface BundleInfo {
+  /** Bundle number, from 1. */
+  id: number;
+  storedSize: number;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  hostname: string;
+}
+
+export interface BackupManifest {
+  formatVersion: number;
+  id: string;
+  server: string;
+  status: BackupStatus;
+  type: BackupType;
+  parent?: string;
+  method: string;
+  label: string;
+  /** ISO times. */
+  startTime: string;
+  stopTime?: string;
+  startLsn?: string;
+  stopLsn?: string;
+  checkpointLsn?: string;
+  startWal?: string;
+  stopWal?: string;
+  timeline?: number;
+  /** server_version_num, e.g. 150018. */
+  pgVersion: number;
+  systemIdentifier: string;
+  dataDirectory: string;
+  tablespaces: TablespaceInfo[];
+  /** True when the WAL needed for consistency is stored inside the backup (pg_wal/). */
+  walIncluded: boolean;
+  files: ManifestFile[];
+  bundles: BundleInfo[];
+  /** Sums over files: original bytes and stored bytes. */
+  size: number;
+  storedSize: number;
+  /** Who is writing a STARTED backup: used to tell a running backup from an orphan. */
+  process?: ProcessInfo;
+  error?: { message: string; hint?: string };
+  pgharborVersion: string;
+  /** Name of the PostgreSQL backup_manifest copy stored beside this manifest, when the method provides one. */
+  pgBackupManifest?: boolean;
+}
+
+/** A manifest as shown by list-backups: no file list. */
+export type BackupSummary = Omit<BackupManifest, 'files'> & { fileCount: number };
+
+export function summarize(manifest: BackupManifest): BackupSummary {
+  const { files, ...rest } = manifest;
+  return { ...rest, fileCount: files.filter((f) => f.type === 'file').length };
+}
+
+/** Backups sort by id, which is their start time (YYYYMMDDTHHMMSS). */
+export function compareBackupIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,79 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { HarborError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+/**
+ * A restore writes only into empty or new directories: it must never mix
+ * a backup with whatever a directory held before.
+ */
+export async function prepareDestination(destination: string, tablespaceDirs: string[]): Promise<void> {
+  for (const dir of [destination, ...tablespaceDirs]) {
+    let entries: string[];
+    try {
+      entries = await fs.readdir(dir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      if (code === 'ENOTDIR') throw new HarborError(`restore target ${dir} is not a directory`, { hint: 'give a new or empty directory' });
+      throw new HarborError(`cannot read restore target ${dir}: ${(error as Error).message}`, { hint: 'check the path and its permissions' });
+    }
+    if (entries.length > 0) {
+      throw new HarborError(`restore target ${dir} is not empty (${entries.length} entries, e.g. ${entries.slice(0, 3).join(', ')})`, {
+        hint: 'restore into a new or empty directory; move or remove what is there first (stop PostgreSQL if it runs there)',
+      });
+    }
+  }
+  for (const dir of [destination, ...tablespaceDirs]) {
+    try {
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+      await fs.chmod(dir, 0o700);
+      await fs.access(dir, fs.constants.W_OK);
+    } catch (error) {
+      throw new HarborError(`cannot create restore target ${dir}: ${(error as Error).message}`, { hint: 'check that the parent directory exists and is writable' });
+    }
+  }
+}
+
+/** Make directory entries durable once, at the end, rather than after every file. */
+export async function fsyncDirectories(destination: string, extraRoots: string[]): Promise<void> {
+  const dirs: string[] = [];
+  const walk = async (dir: string) => {
+    dirs.push(dir);
+    for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) await walk(path.join(dir, entry.name));
+    }
+  };
+  for (const root of [destination, ...extraRoots]) await walk(root);
+  for (const dir of dirs.reverse()) {
+    const handle = await fs.open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/**
+ * When run as root, give the restored tree to the owner of the directory it
+ * was restored into (or of its parent), so PostgreSQL can start on it:
+ * prepare the target with `install -d -o postgres -m 700 DEST`.
+ */
+export async function handOverOwnership(destination: string, extraRoots: string[], logger: Logger): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  for (const root of [destination, ...extraRoots]) {
+    let owner = await fs.stat(root);
+    if (owner.uid === 0) owner = await fs.stat(path.dirname(root));
+    if (owner.uid === 0) {
+      logger.warn(`${root} is owned by root; PostgreSQL will not start on it: chown -R postgres: ${root}`);
+      continue;
+    }
+    const chownTree = async (p: string): Promise<void> => {
+      await fs.lchown(p, owner.uid, owner.gid);
+      const stat = await fs.lstat(p);
+      if (stat.isDirectory()) for (const name of await fs.readdir(p)) await chownTree(path.join(p, name));
+    };
+    await chownTree(root);
+  }
+}

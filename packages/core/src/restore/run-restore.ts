@@ -1,0 +1,204 @@
+import { createHash } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Harbor } from '../harbor.js';
+import type { ServerHandle } from '../server-handle.js';
+import type { RecoveryEvent, RestoreResult } from '../hooks.js';
+import { HarborError, errorMessage } from '../errors.js';
+import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
+import type { Repository } from '../repository/repository.js';
+import { resolveRestorableBackup } from './resolve-backup.js';
+import { ChunkReader } from './chunk-reader.js';
+import { prepareDestination, handOverOwnership, fsyncDirectories } from './restore-destination.js';
+
+export interface RestoreOptions {
+  backupId: string;
+  destination: string;
+  repo?: number;
+  /** Tablespace name or oid → directory to restore it into (default: its original location). */
+  tablespaceMap?: Record<string, string>;
+  /** Bundles restored in parallel. */
+  jobs?: number;
+  onProgress?: (bytes: number, total: number) => void;
+}
+
+export interface RestoreSummary extends RestoreResult {
+  backup: BackupManifest;
+  destination: string;
+  repository: Repository;
+}
+
+/** Restored last, so that a restore that stops half-way leaves a directory PostgreSQL refuses to start. */
+const CONTROL_FILE = 'global/pg_control';
+
+/**
+ * Restore a DONE backup into an empty directory. Every file is checked
+ * against its sha256 as it is written and fsynced; pg_control comes last.
+ */
+export async function runRestore(harbor: Harbor, server: ServerHandle, options: RestoreOptions): Promise<RestoreSummary> {
+  const started = Date.now();
+  const repository = await server.repository(options.repo);
+  const backup = await resolveRestorableBackup(repository, options.backupId);
+  const destination = path.resolve(options.destination);
+  const event: RecoveryEvent = { server: server.name, backupId: backup.id, destination, repository: repository.location };
+
+  const tablespaceDirs = mapTablespaces(backup, options.tablespaceMap ?? {});
+  const veto = await harbor.hooks.recovery.before.promise(event);
+  if (typeof veto === 'string') throw new HarborError(`restore of ${backup.id} vetoed by a plugin: ${veto}`);
+  await prepareDestination(destination, [...tablespaceDirs.values()]);
+  harbor.logger.info(`restoring backup ${backup.id} of ${server.name} from ${repository.name} (${repository.location}) into ${destination}`);
+
+  try {
+    const total = backup.size;
+    let done = 0;
+    const progress = (bytes: number) => {
+      done += bytes;
+      options.onProgress?.(done, total);
+    };
+    const writeTarget = (file: ManifestFile) => path.join(destination, file.path);
+
+    // Directories and tablespace links first, so that files land in place.
+    for (const entry of backup.files) {
+      if (entry.type === 'directory') await fs.mkdir(writeTarget(entry), { recursive: true, mode: 0o700 });
+    }
+    for (const entry of backup.files) {
+      if (entry.type !== 'symlink') continue;
+      const oid = /^pg_tblspc\/(\d+)$/.exec(entry.path)?.[1];
+      const target = oid ? tablespaceDirs.get(Number(oid)) ?? entry.linkTarget! : entry.linkTarget!;
+      await fs.symlink(target, writeTarget(entry));
+    }
+
+    const files = backup.files.filter((f) => f.type === 'file');
+    const controlFile = files.find((f) => f.path === CONTROL_FILE);
+    const bundles = groupByBundle(files.filter((f) => f !== controlFile), backup.id);
+    const jobs = Math.max(1, options.jobs ?? 2);
+    const queue = [...bundles.values()];
+    const workers = Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+      for (let group = queue.shift(); group; group = queue.shift()) {
+        await restoreBundle(repository, group, writeTarget, (file) => {
+          progress(file.size);
+          harbor.hooks.recovery.fileRestored.call(event, file);
+        });
+      }
+    });
+    await Promise.all(workers);
+    if (controlFile) {
+      await restoreBundle(repository, { backupId: controlFile.reference ?? backup.id, bundle: controlFile.bundle!, files: [controlFile] }, writeTarget, (file) => progress(file.size));
+    }
+    await fsyncDirectories(destination, [...tablespaceDirs.values()]);
+    await handOverOwnership(destination, [...tablespaceDirs.values()], harbor.logger);
+
+    const result: RestoreResult = { files: files.length, bytes: done, seconds: (Date.now() - started) / 1000 };
+    await harbor.hooks.recovery.after.promise(event, result);
+    return { ...result, backup, destination, repository };
+  } catch (error) {
+    const failure =
+      error instanceof HarborError
+        ? error
+        : new HarborError(`restore of backup ${backup.id} into ${destination} failed: ${errorMessage(error)}`, { cause: error });
+    const incomplete = new HarborError(failure.message, {
+      hint: `${destination} is incomplete (no ${CONTROL_FILE}, PostgreSQL will refuse to start it); remove it and restore again${failure.hint ? `. ${failure.hint}` : ''}`,
+      cause: error,
+    });
+    await harbor.hooks.recovery.failed.promise(event, incomplete).catch(() => {});
+    throw incomplete;
+  }
+}
+
+interface BundleGroup {
+  backupId: string;
+  bundle: number;
+  files: ManifestFile[];
+}
+
+function groupByBundle(files: ManifestFile[], backupId: string): Map<string, BundleGroup> {
+  const groups = new Map<string, BundleGroup>();
+  const empty: BundleGroup = { backupId, bundle: 0, files: [] };
+  for (const file of files) {
+    if (file.bundle === undefined) {
+      empty.files.push(file); // zero-length files have no stored bytes
+      continue;
+    }
+    const owner = file.reference ?? backupId;
+    const key = `${owner}/${file.bundle}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { backupId: owner, bundle: file.bundle, files: [] }));
+    group.files.push(file);
+  }
+  if (empty.files.length) groups.set('empty', empty);
+  for (const group of groups.values()) group.files.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
+  return groups;
+}
+
+/** Read one bundle front to back and write each of its files, verifying checksums. */
+async function restoreBundle(
+  repository: Repository,
+  group: BundleGroup,
+  targetOf: (file: ManifestFile) => string,
+  onFile: (file: ManifestFile) => void,
+): Promise<void> {
+  if (group.bundle === 0) {
+    for (const file of group.files) {
+      await writeFile(targetOf(file), file, (async function* () {})());
+      onFile(file);
+    }
+    return;
+  }
+  const first = group.files[0].offset ?? 0;
+  const last = group.files.at(-1)!;
+  const length = (last.offset ?? 0) + (last.storedSize ?? last.size) - first;
+  const key = repository.bundleKey(group.backupId, group.bundle);
+  const reader = new ChunkReader(await repository.storage.get(key, { offset: first, length }));
+  try {
+    let position = first;
+    for (const file of group.files) {
+      if (file.offset! > position) await reader.skip(file.offset! - position);
+      await writeFile(targetOf(file), file, reader.take(file.storedSize ?? file.size));
+      position = file.offset! + (file.storedSize ?? file.size);
+      onFile(file);
+    }
+  } finally {
+    await reader.close();
+  }
+}
+
+async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterable<Buffer>): Promise<void> {
+  const hash = createHash('sha256');
+  // O_EXCL: never write over something that was already there.
+  const handle = await fs.open(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, file.mode & 0o777 || 0o600);
+  try {
+    for await (const chunk of chunks) {
+      hash.update(chunk);
+      await handle.write(chunk);
+    }
+    const actual = hash.digest('hex');
+    if (file.sha256 && actual !== file.sha256) {
+      throw new HarborError(`file ${file.path} does not match its checksum (expected sha256 ${file.sha256}, got ${actual})`, {
+        hint: 'the repository copy is damaged; restore an older backup',
+      });
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  if (file.mtime) await fs.utimes(target, file.mtime, file.mtime);
+}
+
+function mapTablespaces(backup: BackupManifest, map: Record<string, string>): Map<number, string> {
+  const dirs = new Map<number, string>();
+  const known = new Set<string>();
+  for (const space of backup.tablespaces) {
+    known.add(space.name).add(String(space.oid));
+    dirs.set(space.oid, path.resolve(map[space.name] ?? map[String(space.oid)] ?? space.location));
+  }
+  for (const name of Object.keys(map)) {
+    if (!known.has(name)) {
+      throw new HarborError(`backup ${backup.id} has no tablespace "${name}"`, {
+        hint: `its tablespaces: ${backup.tablespaces.map((s) => `${s.name} (oid ${s.oid})`).join(', ') || 'none'}`,
+        exitCode: 2,
+      });
+    }
+  }
+  return dirs;
+}

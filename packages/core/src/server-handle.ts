@@ -1,0 +1,90 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type pg from 'pg';
+import type { Harbor } from './harbor.js';
+import type { ServerConfig } from './config/config-types.js';
+import { resolveSecret } from './config/secrets.js';
+import { conninfoToClientConfig } from './postgres/conninfo.js';
+import { connectPostgres } from './postgres/pg-connect.js';
+import { Repository } from './repository/repository.js';
+import { HarborError } from './errors.js';
+import { pgMajor } from './repository/server-identity.js';
+
+/**
+ * One configured server: its settings, how to reach it, and its
+ * repositories (opened lazily, closed with `close`).
+ */
+export class ServerHandle {
+  private openRepositories?: Promise<Repository[]>;
+
+  constructor(
+    readonly harbor: Harbor,
+    readonly name: string,
+    readonly config: ServerConfig,
+    readonly configDir: string,
+  ) {}
+
+  /** The password for SQL connections, when the config names one (else libpq's .pgpass / PGPASSWORD apply). */
+  password(): string | undefined {
+    return this.config.password ? resolveSecret(this.config.password, `servers.${this.name}.password`, this.configDir) : undefined;
+  }
+
+  streamingPassword(): string | undefined {
+    const ref = this.config.streaming_password ?? this.config.password;
+    return ref ? resolveSecret(ref, `servers.${this.name}.streaming_password`, this.configDir) : undefined;
+  }
+
+  get streamingConninfo(): string {
+    return this.config.streaming_conninfo ?? this.config.conninfo;
+  }
+
+  connect(): Promise<pg.Client> {
+    return connectPostgres(conninfoToClientConfig(this.config.conninfo, this.password()), `server ${this.name}`);
+  }
+
+  /** Environment for PostgreSQL tools (pg_basebackup, pg_receivewal): the password travels here, never on a command line. */
+  toolEnv(): NodeJS.ProcessEnv {
+    const password = this.streamingPassword();
+    return password ? { ...process.env, PGPASSWORD: password } : { ...process.env };
+  }
+
+  /** Path of a PostgreSQL client program: pg_bin_dir, else the Debian directory of the server's major version, else PATH. */
+  pgTool(tool: string, serverVersionNum?: number): string {
+    if (this.config.pg_bin_dir) return path.join(this.config.pg_bin_dir, tool);
+    if (serverVersionNum) {
+      const candidate = `/usr/lib/postgresql/${pgMajor(serverVersionNum)}/bin/${tool}`;
+      if (existsSync(candidate)) return candidate;
+    }
+    return tool;
+  }
+
+  repositories(): Promise<Repository[]> {
+    this.openRepositories ??= Promise.all(
+      this.config.repositories.map(async (repo, index) => {
+        const { type, name, ...options } = repo;
+        const storage = await this.harbor.storage.get(type).create(options, { logger: this.harbor.logger, configDir: this.configDir });
+        return new Repository(storage, this.name, index + 1, name ?? `repo${index + 1}`);
+      }),
+    );
+    return this.openRepositories;
+  }
+
+  /** Repository number `index` (1-based), or the first. */
+  async repository(index?: number): Promise<Repository> {
+    const all = await this.repositories();
+    const chosen = all[(index ?? 1) - 1];
+    if (!chosen) {
+      throw new HarborError(`server ${this.name} has no repository ${index} (it has ${all.length})`, {
+        hint: `use --repo 1..${all.length}`,
+        exitCode: 2,
+      });
+    }
+    return chosen;
+  }
+
+  async close(): Promise<void> {
+    if (!this.openRepositories) return;
+    const repos = await this.openRepositories.catch(() => []);
+    await Promise.all(repos.map((repo) => repo.storage.close()));
+  }
+}

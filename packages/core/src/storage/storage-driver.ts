@@ -1,0 +1,97 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The storage contract. A repository is a flat key space ("pga/backups/…");
+ * keys use "/" as separator, never start with "/" and never contain "..".
+ * Every driver (posix, S3, SFTP, a user's in-house store) implements exactly
+ * this, and must pass the conformance suite in `@pgharbor/core/testing`.
+ */
+export interface StorageDriver {
+  /** The config `type` that created this driver, e.g. "posix". */
+  readonly type: string;
+  /** Where the repository lives, for messages. Must not contain secrets. */
+  readonly location: string;
+
+  /**
+   * Store an object atomically: until the returned promise resolves, readers
+   * see the previous object (or none); after it resolves the whole object is
+   * durable. A failed or aborted put leaves no partial object behind.
+   */
+  put(key: string, body: Readable | Uint8Array | string, options?: PutOptions): Promise<PutResult>;
+
+  /** Stream an object, or a byte range of it. Rejects with StorageNotFoundError if missing. */
+  get(key: string, range?: ByteRange): Promise<Readable>;
+
+  /** Size and time of an object, or undefined when it does not exist. */
+  stat(key: string): Promise<StorageObjectInfo | undefined>;
+
+  /**
+   * Every object whose key starts with `prefix`, in any order. Prefixes are
+   * plain string prefixes: "a/b" matches "a/b/c" and "a/bc".
+   */
+  list(prefix: string): AsyncIterable<StorageObjectInfo>;
+
+  /** Remove an object. Removing a missing object is not an error. */
+  delete(key: string): Promise<void>;
+
+  /** Release connections and handles. */
+  close(): Promise<void>;
+}
+
+export interface PutOptions {
+  /**
+   * Create-only: reject with StorageConflictError when the key already
+   * exists, without touching it (WAL files and locks rely on this).
+   */
+  ifNotExists?: boolean;
+}
+
+export interface PutResult {
+  /** Bytes stored. */
+  size: number;
+}
+
+export interface ByteRange {
+  /** First byte, from 0. */
+  offset: number;
+  /** Number of bytes; omitted means to the end. */
+  length?: number;
+}
+
+export interface StorageObjectInfo {
+  key: string;
+  size: number;
+  mtime: Date;
+}
+
+export class StorageNotFoundError extends Error {
+  readonly key: string;
+  constructor(key: string, location: string) {
+    super(`${location}: object "${key}" does not exist`);
+    this.name = 'StorageNotFoundError';
+    this.key = key;
+  }
+}
+
+export class StorageConflictError extends Error {
+  readonly key: string;
+  constructor(key: string, location: string) {
+    super(`${location}: object "${key}" already exists`);
+    this.name = 'StorageConflictError';
+    this.key = key;
+  }
+}
+
+/** Rejects keys that could escape the repository root or confuse drivers. */
+export function assertValidKey(key: string): void {
+  if (
+    key.length === 0 ||
+    key.startsWith('/') ||
+    key.endsWith('/') ||
+    key.includes('//') ||
+    key.includes('\0') ||
+    key.split('/').some((part) => part === '..' || part === '.')
+  ) {
+    throw new Error(`invalid storage key "${key}": keys are relative paths without "." or ".." parts`);
+  }
+}
