@@ -1,0 +1,110 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+import { chownToPgUser, createCluster, startExistingCluster, type SandboxCluster, type SandboxClusterOptions } from '@pgharbor/sandbox';
+
+/** The built CLI, run as a user would run it. */
+export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../packages/cli/dist/bin.js');
+
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `pgharbor ARGS` in `cwd`; never throws on a non-zero exit. */
+export async function pgharbor(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const result = await execa(process.execPath, [CLI, ...args], { cwd: options.cwd, env: options.env, reject: false, stdin: 'ignore' });
+  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/** Start `pgharbor ARGS` and return the running process (for kill tests). */
+export function pgharborProcess(args: string[], options: { cwd?: string } = {}): ResultPromise {
+  return execa(process.execPath, [CLI, ...args], { cwd: options.cwd, reject: false, stdin: 'ignore' });
+}
+
+/** A scratch directory that the PostgreSQL OS user can use too. */
+export async function scratchDir(prefix = 'pgharbor-test-'): Promise<string> {
+  const root = process.env.PGHARBOR_SANDBOX_DIR ?? os.tmpdir();
+  const dir = await mkdtemp(path.join(root, prefix));
+  await chownToPgUser(dir);
+  return dir;
+}
+
+export interface Workspace {
+  dir: string;
+  configFile: string;
+  repoDir: string;
+  cluster: SandboxCluster;
+  /** pgharbor with --config pointing at this workspace's config. */
+  run(args: string[]): Promise<CliResult>;
+  /** A fresh, PostgreSQL-owned, empty directory to restore into. */
+  restoreTarget(name?: string): Promise<string>;
+  /** Start PostgreSQL on a restored data directory. */
+  startRestored(dataDir: string): Promise<SandboxCluster>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A sandbox cluster plus a config file describing it as server "pg" with a
+ * posix repository in a scratch directory.
+ */
+export async function createWorkspace(options: { cluster?: SandboxClusterOptions; serverExtra?: string[]; configName?: string } = {}): Promise<Workspace> {
+  const dir = await scratchDir();
+  const cluster = await createCluster(options.cluster);
+  const repoDir = path.join(dir, 'repo');
+  const configFile = path.join(dir, options.configName ?? 'pgharbor.config.yaml');
+  await writeFile(
+    configFile,
+    [
+      'servers:',
+      '  pg:',
+      `    conninfo: "${cluster.conninfo}"`,
+      '    immediate_checkpoint: true',
+      ...(options.serverExtra ?? []).map((line) => `    ${line}`),
+      '    repositories:',
+      '      - { type: posix, path: ./repo }',
+      '',
+    ].join('\n'),
+  );
+  const started: SandboxCluster[] = [];
+  let targets = 0;
+  return {
+    dir,
+    configFile,
+    repoDir,
+    cluster,
+    run: (args) => pgharbor(['--config', configFile, ...args]),
+    async restoreTarget(name) {
+      const target = path.join(dir, name ?? `restore-${++targets}`);
+      await mkdir(target, { mode: 0o700 });
+      await chownToPgUser(target);
+      return target;
+    },
+    async startRestored(dataDir) {
+      const restored = await startExistingCluster(dataDir);
+      started.push(restored);
+      return restored;
+    },
+    async cleanup() {
+      for (const c of started) await c.destroy().catch(() => {});
+      await cluster.destroy().catch(() => {});
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Ordered md5 of every pgbench table: equal checksums mean equal data. */
+export async function pgbenchChecksums(cluster: SandboxCluster, database = 'postgres'): Promise<Record<string, string>> {
+  const tables: [string, string][] = [
+    ['pgbench_accounts', 'aid'],
+    ['pgbench_branches', 'bid'],
+    ['pgbench_tellers', 'tid'],
+    ['pgbench_history', 'tid, bid, aid, delta, mtime'],
+  ];
+  const out: Record<string, string> = {};
+  for (const [table, key] of tables) out[table] = await cluster.tableChecksum(database, table, key);
+  return out;
+}
