@@ -58,15 +58,12 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     };
     const writeTarget = (file: ManifestFile) => path.join(destination, file.path);
 
-    // Directories and tablespace links first, so that files land in place.
+    // Tablespace links, then directories (through the links), so that files land in place.
+    await fs.mkdir(path.join(destination, 'pg_tblspc'), { recursive: true, mode: 0o700 });
+    for (const [oid, dir] of tablespaceDirs) await fs.symlink(dir, path.join(destination, 'pg_tblspc', String(oid)));
     for (const entry of backup.files) {
-      if (entry.type === 'directory') await fs.mkdir(writeTarget(entry), { recursive: true, mode: 0o700 });
-    }
-    for (const entry of backup.files) {
-      if (entry.type !== 'symlink') continue;
-      const oid = /^pg_tblspc\/(\d+)$/.exec(entry.path)?.[1];
-      const target = oid ? tablespaceDirs.get(Number(oid)) ?? entry.linkTarget! : entry.linkTarget!;
-      await fs.symlink(target, writeTarget(entry));
+      if (entry.type === 'directory') await fs.mkdir(writeTarget(entry), { recursive: true, mode: entry.mode & 0o777 || 0o700 });
+      else if (entry.type === 'symlink' && !isTablespaceLink(entry.path)) await fs.symlink(entry.linkTarget!, writeTarget(entry));
     }
 
     const files = backup.files.filter((f) => f.type === 'file');
@@ -86,6 +83,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     if (controlFile) {
       await restoreBundle(repository, { backupId: controlFile.reference ?? backup.id, bundle: controlFile.bundle!, files: [controlFile] }, writeTarget, (file) => progress(file.size));
     }
+    await rewriteTablespaceMap(destination, tablespaceDirs);
     await fsyncDirectories(destination, [...tablespaceDirs.values()]);
     await handOverOwnership(destination, [...tablespaceDirs.values()], harbor.logger);
 
@@ -110,6 +108,32 @@ interface BundleGroup {
   backupId: string;
   bundle: number;
   files: ManifestFile[];
+}
+
+/**
+ * PostgreSQL recreates pg_tblspc links from tablespace_map when recovery
+ * starts, so the map must name the restore locations: left as backed up,
+ * a restored cluster would write into the source's tablespace directories.
+ */
+async function rewriteTablespaceMap(destination: string, tablespaceDirs: Map<number, string>): Promise<void> {
+  const file = path.join(destination, 'tablespace_map');
+  let exists = true;
+  await fs.access(file).catch(() => (exists = false));
+  if (!exists) return;
+  const lines = [...tablespaceDirs].map(([oid, dir]) => `${oid} ${dir.replace(/\\/g, '\\\\').replace(/\n/g, '\\\n')}\n`);
+  const temporary = `${file}.pgharbor-tmp`;
+  const handle = await fs.open(temporary, 'w', 0o600);
+  try {
+    await handle.writeFile(lines.join(''));
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.rename(temporary, file);
+}
+
+function isTablespaceLink(p: string): boolean {
+  return /^pg_tblspc\/\d+$/.test(p);
 }
 
 function groupByBundle(files: ManifestFile[], backupId: string): Map<string, BundleGroup> {

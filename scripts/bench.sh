@@ -1,0 +1,10 @@
+#!/bin/sh
+# pgharbor benchmark: see bench/README.md. Parameters: SCALE, REPS, TARGET_ROOT, PGHARBOR_BENCH_KEEP, ...
+# e.g.  SCALE=100 REPS=5 npm run bench     or     npm run bench -- --scale 5 --reps 1
+set -e
+cd "$(dirname "$0")/.."
+if [ ! -f packages/cli/dist/bin.js ] || [ ! -f packages/sandbox/dist/index.js ]; then
+  echo "bench: building the project first (npx tsc -b tsconfig.build.json)" >&2
+  npx tsc -b tsconfig.build.json
+fi
+exec node bench/run.mjs "$@"
