@@ -68,7 +68,7 @@ function validateRepository(
   return { type, ...(name === undefined ? {} : { name }), ...options };
 }
 
-const ajv = new Ajv({ allErrors: false, verbose: true, strict: false });
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: false });
 ajv.addFormat('path', true);
 
 function check(schema: JsonSchemaObject, value: unknown, filepath: string, base: string): void {
@@ -78,13 +78,19 @@ function check(schema: JsonSchemaObject, value: unknown, filepath: string, base:
   throw describe(error, filepath, base);
 }
 
-/** With oneOf/anyOf, ajv reports every branch; the most specific error is the deepest. */
+/**
+ * ajv reports every problem (and every oneOf branch); show the one a user
+ * most likely means: the deepest, and at equal depth an unknown key (a typo)
+ * before the missing key it was meant to be.
+ */
+const keywordRank: Record<string, number> = { additionalProperties: 0, type: 1, enum: 2, required: 3 };
 function pickError(errors: ErrorObject[]): ErrorObject {
-  return [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length)[0];
+  const rank = (e: ErrorObject) => keywordRank[e.keyword] ?? 4;
+  return [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length || rank(a) - rank(b))[0];
 }
 
 function describe(error: ErrorObject, filepath: string, base: string): ConfigError {
-  const at = joinPath(base, error.instancePath);
+  const at = joinPath(base, error.instancePath, false);
   const parent = error.parentSchema as JsonSchema | undefined;
   switch (error.keyword) {
     case 'additionalProperties': {
@@ -111,15 +117,15 @@ function describeSchema(schema: JsonSchema | undefined): string | undefined {
   return typeof schema?.description === 'string' ? `expected ${schema.description}` : undefined;
 }
 
-function joinPath(base: string, instancePath: string): string {
+function joinPath(base: string, instancePath: string, display = true): string {
   let out = base;
   for (const part of instancePath.split('/').slice(1)) {
     const key = part.replace(/~1/g, '/').replace(/~0/g, '~');
     out += /^\d+$/.test(key) ? `[${key}]` : out ? `.${key}` : key;
   }
-  return out || '(top level)';
+  return out || (display ? '(top level)' : '');
 }
 
 function configError(filepath: string, at: string, problem: string, hint?: string): ConfigError {
-  return new ConfigError(`${filepath}: ${at} ${problem}`, hint);
+  return new ConfigError(`${filepath}: ${at || 'the top level'} ${problem}`, hint);
 }

@@ -1,0 +1,295 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { ResultPromise } from 'execa';
+import { createWorkspace, pgbenchChecksums, pgharbor, pgharborProcess, type CliResult, type Workspace } from './harness.js';
+
+/**
+ * A backup that dies half-way (the CLI killed, pg_basebackup killed, ^C)
+ * must never show up as DONE nor be restorable, and must not stand in the
+ * way of the next backup.
+ */
+
+const PGBENCH_SCALE = 10; // ~160 MB: at max_rate 8M a backup takes ~20 s, plenty of time to kill it half-way
+const KILL_AFTER_BYTES = 4 * 1024 * 1024; // stored bytes seen in the open bundle before we strike
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  comm: string;
+  state: string;
+}
+
+function procInfo(pid: number): ProcInfo | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const open = text.indexOf('(');
+    const close = text.lastIndexOf(')');
+    const [state, ppid] = text.slice(close + 2).split(' ');
+    return { pid, ppid: Number(ppid), comm: text.slice(open + 1, close), state };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A live process (a zombie waiting to be reaped counts as gone). */
+function isRunning(pid: number): boolean {
+  const info = procInfo(pid);
+  return info !== undefined && info.state !== 'Z' && info.state !== 'X';
+}
+
+/** Live children of `ppid` named `comm` (like `pgrep -P ppid -x comm`). */
+function childrenNamed(ppid: number, comm: string): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map((name) => procInfo(Number(name)))
+    .filter((p): p is ProcInfo => p !== undefined && p.ppid === ppid && p.comm === comm && p.state !== 'Z')
+    .map((p) => p.pid);
+}
+
+async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Wait for a process to end; false if it is still there after `timeoutMs`. */
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  return waitUntil(`pid ${pid} to exit`, timeoutMs, () => !isRunning(pid) || undefined).then(
+    () => true,
+    () => false,
+  );
+}
+
+interface Manifest {
+  id: string;
+  status: 'STARTED' | 'DONE' | 'FAILED';
+  error?: { message: string; hint?: string };
+  bundles: { id: number }[];
+  process?: { pid: number };
+}
+
+function describeResult(result: CliResult | { exitCode?: number; signal?: string; stdout: unknown; stderr: unknown }): string {
+  return `exit ${result.exitCode}${'signal' in result && result.signal ? ` signal ${result.signal}` : ''}\nstdout:\n${String(result.stdout)}\nstderr:\n${String(result.stderr)}`;
+}
+
+function expectOneLineError(result: { stderr: unknown }): string {
+  const lines = String(result.stderr).split('\n');
+  const at = lines.findIndex((l) => l.startsWith('ERROR: '));
+  expect(at, String(result.stderr)).toBeGreaterThanOrEqual(0);
+  expect(lines[at + 1] ?? '', String(result.stderr)).toMatch(/^HINT: \S/);
+  return lines[at];
+}
+
+describe('a backup killed half-way', () => {
+  let ws: Workspace;
+  /** Same server and repository as ws.configFile, without max_rate: for the backups that must succeed. */
+  let fastConfig: string;
+  let sourceChecksums: Record<string, string>;
+  const backupsDir = () => path.join(ws.repoDir, 'pg', 'backups');
+  const spawned: number[] = [];
+
+  const runFast = (args: string[]) => pgharbor(['--config', fastConfig, ...args]);
+
+  async function readManifest(id: string): Promise<Manifest> {
+    return JSON.parse(await readFile(path.join(backupsDir(), id, 'manifest.json'), 'utf8')) as Manifest;
+  }
+
+  async function backupIds(): Promise<string[]> {
+    return (await readdir(backupsDir()).catch(() => [])).sort();
+  }
+
+  /**
+   * Start a throttled backup and return once it is streaming: its manifest
+   * says STARTED, pg_basebackup runs as the CLI's child, and some MiB of
+   * data have reached the repository.
+   */
+  async function startSlowBackup(): Promise<{ proc: ResultPromise; cliPid: number; id: string; basebackupPid: number; done: () => boolean }> {
+    const known = new Set(await backupIds());
+    const proc = pgharborProcess(['--config', ws.configFile, 'backup', 'pg']);
+    const cliPid = proc.pid!;
+    spawned.push(cliPid);
+    let finished = false;
+    let outcome: unknown;
+    void proc.then((r) => ((finished = true), (outcome = r)));
+    const notFinished = () => {
+      if (finished) throw new Error(`the backup ended before it could be interrupted:\n${describeResult(outcome as CliResult)}`);
+    };
+
+    const id = await waitUntil('a STARTED manifest', 60_000, async () => {
+      notFinished();
+      for (const candidate of await backupIds()) {
+        if (known.has(candidate)) continue;
+        const manifest = await readManifest(candidate).catch(() => undefined);
+        if (manifest?.status === 'STARTED') return candidate;
+      }
+      return undefined;
+    });
+    const basebackupPid = await waitUntil('pg_basebackup to run as a child of the CLI', 30_000, () => {
+      notFinished();
+      const children = childrenNamed(cliPid, 'pg_basebackup');
+      return children.length === 1 ? children[0] : undefined;
+    });
+    spawned.push(basebackupPid);
+    await waitUntil(`${KILL_AFTER_BYTES} bytes in the open bundle of ${id}`, 60_000, async () => {
+      notFinished();
+      const dir = path.join(backupsDir(), id);
+      for (const name of await readdir(dir).catch(() => [])) {
+        if (!name.includes('.tmp-')) continue;
+        const info = await stat(path.join(dir, name)).catch(() => undefined);
+        if (info && info.size >= KILL_AFTER_BYTES) return true;
+      }
+      return undefined;
+    });
+    // Still mid-way: the manifest has not moved on.
+    expect((await readManifest(id)).status).toBe('STARTED');
+    return { proc, cliPid, id, basebackupPid, done: () => finished };
+  }
+
+  /** Everything about `id` that says "not restorable", as a user would see it. */
+  async function expectNotRestorable(id: string): Promise<void> {
+    const list = await runFast(['--json', 'list-backups', 'pg']);
+    expect(list.exitCode, describeResult(list)).toBe(0);
+    const row = (JSON.parse(list.stdout) as Manifest[]).find((b) => b.id === id);
+    expect(row?.status).toBe('FAILED');
+
+    const text = await runFast(['list-backups', 'pg']);
+    expect(text.exitCode).toBe(0);
+    expect(text.stdout).toMatch(new RegExp(`^pg ${id} .*FAILED`, 'm'));
+
+    const show = await runFast(['--json', 'show-backup', 'pg', id]);
+    expect(show.exitCode, describeResult(show)).toBe(0);
+    expect(JSON.parse(show.stdout).status).toBe('FAILED');
+
+    const target = await ws.restoreTarget();
+    const restore = await runFast(['restore', 'pg', id, target]);
+    expect(restore.exitCode, describeResult(restore)).toBe(1);
+    expect(expectOneLineError(restore)).toMatch(/not restorable/);
+    expect(await readdir(target)).toEqual([]);
+  }
+
+  /** A full (unthrottled) backup succeeds, restores, starts and holds the source's data. */
+  async function expectNextBackupWorks(check: { restore: boolean }): Promise<string> {
+    const backup = await runFast(['--json', 'backup', 'pg']);
+    expect(backup.exitCode, describeResult(backup)).toBe(0);
+    const manifest = JSON.parse(backup.stdout) as Manifest;
+    expect(manifest.status).toBe('DONE');
+    expect((await readManifest(manifest.id)).status).toBe('DONE');
+    if (check.restore) {
+      const target = await ws.restoreTarget();
+      const restore = await runFast(['restore', 'pg', 'latest', target]);
+      expect(restore.exitCode, describeResult(restore)).toBe(0);
+      expect(restore.stdout).toContain(`Restored backup ${manifest.id}`);
+      const restored = await ws.startRestored(target);
+      expect(await pgbenchChecksums(restored)).toEqual(sourceChecksums);
+      await restored.stop();
+    }
+    return manifest.id;
+  }
+
+  beforeAll(async () => {
+    ws = await createWorkspace({ serverExtra: ['max_rate: "8M"'] });
+    await ws.cluster.pgbench(['-i', '-s', String(PGBENCH_SCALE), '-q', 'postgres']);
+    await ws.cluster.pgbench(['-t', '100', '-c', '2', 'postgres']);
+    sourceChecksums = await pgbenchChecksums(ws.cluster);
+    fastConfig = path.join(ws.dir, 'fast.config.yaml');
+    const config = await readFile(ws.configFile, 'utf8');
+    expect(config).toContain('max_rate: "8M"');
+    await writeFile(fastConfig, config.replace(/^\s*max_rate:.*\n/m, ''));
+  }, 300_000);
+
+  afterEach(async () => {
+    // Never leave a CLI or pg_basebackup behind, whatever the test did.
+    for (const pid of spawned.splice(0)) {
+      if (!isRunning(pid)) continue;
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+      await waitForExit(pid, 10_000);
+    }
+  });
+
+  afterAll(async () => ws?.cleanup());
+
+  it('(a) SIGKILL of the CLI: FAILED, not restorable, no "latest"; the next backup succeeds and marks it FAILED for good', async () => {
+    const { proc, id, basebackupPid } = await startSlowBackup();
+    proc.kill('SIGKILL');
+    const result = await proc;
+    expect(result.signal).toBe('SIGKILL');
+
+    // pg_basebackup loses its reader and must end by itself (SIGPIPE); kill it if it lingers.
+    const ended = await waitForExit(basebackupPid, 30_000);
+    if (!ended) process.kill(basebackupPid, 'SIGKILL');
+    expect(ended, `pg_basebackup (pid ${basebackupPid}) kept running after its CLI was killed`).toBe(true);
+
+    // On disk the manifest still says STARTED (nobody could change it), but no one may take it for a live or good backup.
+    expect((await readManifest(id)).status).toBe('STARTED');
+    await expectNotRestorable(id);
+
+    const target = await ws.restoreTarget();
+    const latest = await runFast(['restore', 'pg', 'latest', target]);
+    expect(latest.exitCode, describeResult(latest)).toBe(1);
+    expect(expectOneLineError(latest)).toMatch(/no completed backup/);
+    expect(await readdir(target)).toEqual([]);
+
+    const delivered = await expectNextBackupWorks({ restore: true });
+    expect(delivered).not.toBe(id);
+    const old = await readManifest(id);
+    expect(old.status).toBe('FAILED');
+    expect(old.error?.message).toMatch(/interrupted/);
+    expect(old.process).toBeUndefined();
+    await expectNotRestorable(id);
+  }, 300_000);
+
+  it('(b) SIGKILL of pg_basebackup: the CLI fails naming pg_basebackup, the manifest says FAILED, the next backup succeeds', async () => {
+    const { proc, id, basebackupPid } = await startSlowBackup();
+    process.kill(basebackupPid, 'SIGKILL');
+    const result = await Promise.race([proc, sleep(90_000).then(() => undefined)]);
+    expect(result, 'the CLI did not end within 90 s after pg_basebackup was killed').toBeDefined();
+    expect(result!.exitCode, describeResult(result!)).toBe(1);
+    expect(expectOneLineError(result!)).toMatch(/pg_basebackup/);
+
+    const manifest = await readManifest(id);
+    expect(manifest.status).toBe('FAILED');
+    expect(manifest.error?.message).toMatch(/pg_basebackup/);
+    expect(manifest.bundles).toEqual([]);
+    // Nothing beside the manifest looks like a complete bundle (and the open one was cleaned up).
+    const leftovers = (await readdir(path.join(backupsDir(), id))).filter((name) => name !== 'manifest.json');
+    expect(leftovers.filter((name) => /^bundle-\d+\.dat$/.test(name))).toEqual([]);
+    expect(leftovers.filter((name) => name.includes('.tmp-')), 'temp files left behind by the failed backup').toEqual([]);
+
+    await expectNotRestorable(id);
+    await expectNextBackupWorks({ restore: false });
+    expect((await readManifest(id)).status).toBe('FAILED');
+  }, 300_000);
+
+  it('(c) SIGINT to the CLI: it exits non-zero, the manifest says FAILED "interrupted", the next backup succeeds', async () => {
+    const { proc, id, basebackupPid } = await startSlowBackup();
+    proc.kill('SIGINT');
+    const result = await Promise.race([proc, sleep(90_000).then(() => undefined)]);
+    expect(result, 'the CLI did not end within 90 s after SIGINT').toBeDefined();
+    expect(result!.exitCode ?? -1, describeResult(result!)).not.toBe(0);
+    expect(result!.exitCode, describeResult(result!)).toBe(1);
+    expect(expectOneLineError(result!)).toMatch(/interrupted/);
+    expect(await waitForExit(basebackupPid, 30_000), 'pg_basebackup kept running after the CLI was interrupted').toBe(true);
+
+    const manifest = await readManifest(id);
+    expect(manifest.status).toBe('FAILED');
+    expect(manifest.error?.message).toMatch(/interrupted/);
+    const leftovers = (await readdir(path.join(backupsDir(), id))).filter((name) => name !== 'manifest.json');
+    expect(leftovers.filter((name) => /^bundle-\d+\.dat$/.test(name))).toEqual([]);
+
+    await expectNotRestorable(id);
+    await expectNextBackupWorks({ restore: false });
+    expect((await readManifest(id)).status).toBe('FAILED');
+    expect(existsSync(path.join(ws.repoDir, 'pg', 'locks', 'backup.lock'))).toBe(false);
+  }, 300_000);
+});
