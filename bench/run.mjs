@@ -15,7 +15,8 @@ import { parseArgs } from 'node:util';
 import { createCluster, startExistingCluster, chownToPgUser, pgOsUser } from '@pgharbor/sandbox';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(REPO_ROOT, 'packages/cli/dist/bin.js');
+// PGHARBOR_CLI: time another build of the CLI (e.g. a scratch copy with a prototype fix) against the same anchors.
+const CLI = path.resolve(process.env.PGHARBOR_CLI || path.join(REPO_ROOT, 'packages/cli/dist/bin.js'));
 const TIME = '/usr/bin/time';
 const MiB = 1024 * 1024;
 const SERVER = 'bench';
@@ -36,6 +37,7 @@ Options (each also settable by the environment variable in brackets):
   --keep             keep the cluster data dir and the target dir at the end (PGHARBOR_BENCH_KEEP=1)
   --datadir DIR      reuse a data dir kept by an earlier --keep run instead of pgbench -i (DATADIR)
   --results DIR      results directory (RESULTS_DIR, default .bench-results/<timestamp>)
+  (PGHARBOR_CLI=path/to/bin.js times another build of the CLI, e.g. a scratch copy with a fix)
   -h, --help`;
 
 const { values: flags } = parseArgs({
@@ -157,6 +159,9 @@ function log(msg) {
   console.error(`[${s}s] ${msg}`);
 }
 
+/** 1-minute load average right after a run: other work on the machine shows up here. */
+const loadavg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+
 function sh(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts }).trim();
 }
@@ -222,12 +227,13 @@ async function measure(label, rep, argv, { okCodes = [0] } = {}) {
     sys_s: field('System time \\(seconds\\)'),
     out_bytes: NaN,
     rc,
+    load1: loadavg(),
   };
   if (!okCodes.includes(rc)) {
     const tail = readFileSync(`${base}.log`, 'utf8').split('\n').slice(-15).join('\n');
     throw new Error(`${label} (rep ${rep}) failed with ${rc}; log ${base}.log:\n${tail}`);
   }
-  log(`  ${label.padEnd(22)} ${wall.toFixed(2).padStart(7)} s  rss ${(row.maxrss_kb / 1024).toFixed(0).padStart(4)} MiB  user ${row.user_s.toFixed(2)} sys ${row.sys_s.toFixed(2)}`);
+  log(`  ${label.padEnd(22)} ${wall.toFixed(2).padStart(7)} s  rss ${(row.maxrss_kb / 1024).toFixed(0).padStart(4)} MiB  user ${row.user_s.toFixed(2)} sys ${row.sys_s.toFixed(2)}  load ${row.load1}`);
   return row;
 }
 
@@ -432,17 +438,17 @@ try {
   }
 
   // 4. the report
-  const header = ['label', 'rep', 'wall_s', 'maxrss_kb', 'user_s', 'sys_s', 'out_bytes', 'rc'];
+  const header = ['label', 'rep', 'wall_s', 'maxrss_kb', 'user_s', 'sys_s', 'out_bytes', 'rc', 'load1'];
   await writeFile(
     path.join(RESULTS, 'raw.tsv'),
-    [header.join('\t'), ...rows.map((r) => [r.label, r.rep, r.wall_s.toFixed(3), r.maxrss_kb, r.user_s, r.sys_s, r.out_bytes, r.rc].join('\t'))].join('\n') + '\n',
+    [header.join('\t'), ...rows.map((r) => [r.label, r.rep, r.wall_s.toFixed(3), r.maxrss_kb, r.user_s, r.sys_s, r.out_bytes, r.rc, r.load1].join('\t'))].join('\n') + '\n',
   );
   const { table, targets } = summarize(rows, dataBytes);
   const md = [
     `# pgharbor bench ${stamp}`,
     '',
     ...meta,
-    `- total run ${f((performance.now() - t0) / 1000, 0)} s`,
+    `- total run ${f((performance.now() - t0) / 1000, 0)} s; 1-min load average during the runs ${f(Math.min(...rows.map((r) => r.load1)), 1)}-${f(Math.max(...rows.map((r) => r.load1)), 1)} on ${os.cpus().length} CPUs (other work on the machine; see load1 in raw.tsv)`,
     '',
     table,
     '',

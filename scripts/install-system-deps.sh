@@ -10,6 +10,7 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql postg
 command -v rsync >/dev/null || need+=(rsync)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/bin/time ] || need+=(time)
+command -v openssl >/dev/null || need+=(openssl)   # throwaway TLS certificates (SMTP test server)
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then command -v pgbackrest >/dev/null || need+=(pgbackrest); fi
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
-import { chownToPgUser, createCluster, startExistingCluster, type SandboxCluster, type SandboxClusterOptions } from '@pgharbor/sandbox';
+import { chownToPgUser, createCluster, pgOsUser, startExistingCluster, type SandboxCluster, type SandboxClusterOptions } from '@pgharbor/sandbox';
 
 /** The built CLI, run as a user would run it. */
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../packages/cli/dist/bin.js');
@@ -15,9 +15,20 @@ export interface CliResult {
 }
 
 /** Run `pgharbor ARGS` in `cwd`; never throws on a non-zero exit. */
-export async function pgharbor(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
-  const result = await execa(process.execPath, [CLI, ...args], { cwd: options.cwd, env: options.env, reject: false, stdin: 'ignore' });
+export async function pgharbor(args: string[], options: { cwd?: string; env?: Record<string, string>; asPgUser?: boolean } = {}): Promise<CliResult> {
+  const result = await execa(process.execPath, [CLI, ...args], { cwd: options.cwd, env: options.env, reject: false, stdin: 'ignore', ...(options.asPgUser ? asPgUser() : {}) });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/**
+ * Run as the PostgreSQL OS user, as pgharbor runs in production: then the
+ * repository is shared by our commands and the archive_command /
+ * restore_command the clusters run.
+ */
+function asPgUser(): { uid?: number; gid?: number; env?: Record<string, string> } {
+  if (process.getuid?.() !== 0) return {};
+  const user = pgOsUser();
+  return { uid: user.uid, gid: user.gid, env: { HOME: os.tmpdir() } };
 }
 
 /** Start `pgharbor ARGS` and return the running process (for kill tests). */
@@ -51,11 +62,26 @@ export interface Workspace {
  * A sandbox cluster plus a config file describing it as server "pg" with a
  * posix repository in a scratch directory.
  */
-export async function createWorkspace(options: { cluster?: SandboxClusterOptions; serverExtra?: string[]; configName?: string } = {}): Promise<Workspace> {
+export async function createWorkspace(
+  options: {
+    cluster?: SandboxClusterOptions;
+    serverExtra?: string[];
+    configName?: string;
+    /** Run pgharbor as the PostgreSQL OS user (needed when the cluster archives into the repository). */
+    asPgUser?: boolean;
+    /** Set archive_command to pgharbor archive-push for server "pg". */
+    archive?: boolean;
+  } = {},
+): Promise<Workspace> {
   const dir = await scratchDir();
-  const cluster = await createCluster(options.cluster);
   const repoDir = path.join(dir, 'repo');
   const configFile = path.join(dir, options.configName ?? 'pgharbor.config.yaml');
+  const settings = { ...options.cluster?.settings };
+  if (options.archive) {
+    settings.archive_mode = 'on';
+    settings.archive_command = `'${process.execPath}' '${CLI}' --config '${configFile}' archive-push pg %p`;
+  }
+  const cluster = await createCluster({ ...options.cluster, settings });
   await writeFile(
     configFile,
     [
@@ -76,7 +102,7 @@ export async function createWorkspace(options: { cluster?: SandboxClusterOptions
     configFile,
     repoDir,
     cluster,
-    run: (args) => pgharbor(['--config', configFile, ...args]),
+    run: (args) => pgharbor(['--config', configFile, ...args], { asPgUser: options.asPgUser }),
     async restoreTarget(name) {
       const target = path.join(dir, name ?? `restore-${++targets}`);
       await mkdir(target, { mode: 0o700 });
@@ -107,4 +133,19 @@ export async function pgbenchChecksums(cluster: SandboxCluster, database = 'post
   const out: Record<string, string> = {};
   for (const [table, key] of tables) out[table] = await cluster.tableChecksum(database, table, key);
   return out;
+}
+
+/** Close the current WAL segment and wait until archive_command has stored it. */
+export async function switchAndWaitArchived(cluster: SandboxCluster, timeoutMs = 30_000): Promise<string> {
+  const [{ file }] = await cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS file');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await cluster.query<{ last: string | null; failed: string; last_failed: string | null }>(
+      'SELECT last_archived_wal AS last, failed_count::text AS failed, last_failed_wal AS last_failed FROM pg_stat_archiver',
+    );
+    if (row.last && row.last >= file && !row.last.endsWith('.history')) return file;
+    if (row.last && row.last.endsWith('.history') === false && row.last >= file) return file;
+    if (Date.now() > deadline) throw new Error(`WAL ${file} not archived after ${timeoutMs} ms (last ${row.last}, failed ${row.failed} ${row.last_failed})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

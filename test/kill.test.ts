@@ -292,4 +292,20 @@ describe('a backup killed half-way', () => {
     expect((await readManifest(id)).status).toBe('FAILED');
     expect(existsSync(path.join(ws.repoDir, 'pg', 'locks', 'backup.lock'))).toBe(false);
   }, 300_000);
+
+  it('(d) deleting a backup whose CLI was killed removes all of it, including the half-written bundle', async () => {
+    const { proc, id, basebackupPid } = await startSlowBackup();
+    proc.kill('SIGKILL');
+    await proc;
+    if (!(await waitForExit(basebackupPid, 30_000))) process.kill(basebackupPid, 'SIGKILL');
+    const dir = path.join(backupsDir(), id);
+    expect((await readdir(dir)).some((name) => name.includes('.tmp-')), 'the killed backup left no partial bundle to clean up').toBe(true);
+
+    const del = await runFast(['delete', 'pg', id]);
+    expect(del.exitCode, describeResult(del)).toBe(0);
+    const left = await readdir(dir).catch(() => [] as string[]);
+    expect(left, `delete left files of backup ${id} in ${dir}`).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+    expect((await runFast(['--json', 'list-backups', 'pg'])).stdout).not.toContain(id);
+  }, 300_000);
 });

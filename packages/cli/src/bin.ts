@@ -1,4 +1,19 @@
 #!/usr/bin/env node
-import { main } from './main.js';
-
-process.exitCode = await main(process.argv);
+// archive-push/archive-get run once per WAL segment: try the bundled lean
+// entry first (see wal-command.ts), everything else goes to the full CLI.
+const hot = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
+let code: number | undefined;
+if (hot) {
+  try {
+    // @ts-ignore: produced by the build (esbuild bundle of wal-command.ts)
+    const { runWalCommand } = (await import('./wal-command.mjs')) as { runWalCommand(argv: string[]): Promise<number | undefined> };
+    code = await runWalCommand(process.argv);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+  }
+}
+if (code === undefined) {
+  const { main } = await import('./main.js');
+  code = await main(process.argv);
+}
+process.exitCode = code;

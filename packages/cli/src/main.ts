@@ -9,6 +9,9 @@ import { registerDelete } from './commands/delete.js';
 import { registerRestore } from './commands/restore.js';
 import { registerListServers } from './commands/list-servers.js';
 import { registerDemo } from './commands/demo.js';
+import { registerNotifyTest } from './commands/notify-test.js';
+import { registerArchivePush } from './commands/archive-push.js';
+import { registerArchiveGet } from './commands/archive-get.js';
 
 export function buildProgram(): Command {
   const program = new Command('pgharbor')
@@ -19,7 +22,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo]) {
+  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchiveGet]) {
     register(program);
   }
   program.commands.forEach((command) => command.exitOverride());

@@ -10,9 +10,48 @@ import { loadRawConfig } from './config/config-loader.js';
 import { validateConfig } from './config/config-validate.js';
 import { ServerHandle } from './server-handle.js';
 import { ConfigError } from './errors.js';
+import { NotificationDispatcher } from './notify/dispatcher.js';
+import { tapHookScripts } from './notify/hook-scripts.js';
 
-/** Our own plugins, loaded by package name exactly like a user's. */
-export const BUILTIN_PLUGINS: readonly string[] = ['@pgharbor/storage-posix', '@pgharbor/method-basebackup'];
+/**
+ * Our own plugins, loaded by package name exactly like a user's, but only
+ * when the config uses what they provide: archive-push runs once per WAL
+ * segment, and should not pay for loading an S3 SDK it does not need.
+ */
+export interface BuiltinPlugin {
+  module: string;
+  storage?: string[];
+  methods?: string[];
+  notifiers?: string[];
+  /** Loaded whatever the config says. */
+  always?: boolean;
+}
+
+export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
+  { module: '@pgharbor/storage-posix', storage: ['posix'] },
+  { module: '@pgharbor/storage-s3', storage: ['s3'] },
+  { module: '@pgharbor/storage-sftp', storage: ['sftp'] },
+  { module: '@pgharbor/method-basebackup', methods: ['basebackup'] },
+  { module: '@pgharbor/notify-webhook', notifiers: ['webhook'] },
+  { module: '@pgharbor/notify-command', notifiers: ['command'] },
+  { module: '@pgharbor/notify-email', notifiers: ['email'] },
+];
+
+/** Which built-ins a raw (not yet validated) config needs. */
+function neededBuiltins(raw: unknown, builtins: readonly BuiltinPlugin[]): BuiltinPlugin[] {
+  const config = (raw ?? {}) as { defaults?: Record<string, unknown>; servers?: Record<string, Record<string, unknown>> };
+  const storage = new Set<string>();
+  const methods = new Set<string>(['basebackup']);
+  for (const server of Object.values(config.servers ?? {})) {
+    const merged = { ...config.defaults, ...server };
+    if (typeof merged.method === 'string') methods.add(merged.method);
+    for (const repo of Array.isArray(merged.repositories) ? merged.repositories : []) {
+      if (repo && typeof (repo as { type?: unknown }).type === 'string') storage.add((repo as { type: string }).type);
+    }
+  }
+  const notifiers = new Set((Array.isArray((raw as { notifications?: unknown })?.notifications) ? (raw as { notifications: { type?: unknown }[] }).notifications : []).map((n) => n?.type));
+  return builtins.filter((b) => b.always || b.storage?.some((t) => storage.has(t)) || b.methods?.some((m) => methods.has(m)) || b.notifiers?.some((n) => notifiers.has(n)));
+}
 
 /**
  * The core object: lifecycle hooks, registries keyed by config `type`, the
@@ -24,12 +63,16 @@ export class Harbor {
   readonly methods = new Registry<BackupMethod>('backup method');
   readonly notifiers = new Registry<NotifierFactory>('notifier type');
   readonly plugins: HarborPlugin[] = [];
+  /** Raises notification events from the hooks and delivers them (docs/notifications.md). */
+  readonly notifications: NotificationDispatcher;
   logger: Logger;
   private loaded?: LoadedConfig;
   private readonly servers = new Map<string, ServerHandle>();
 
   constructor(options: { logger?: Logger } = {}) {
     this.logger = options.logger ?? createLogger();
+    tapHookScripts(this);
+    this.notifications = new NotificationDispatcher(this);
   }
 
   async use(plugin: HarborPlugin): Promise<this> {
@@ -42,12 +85,11 @@ export class Harbor {
    * Find the config (or read `configFile`), load the built-in plugins and
    * the ones it lists, then validate it against every plugin's schema.
    */
-  static async load(options: { configFile?: string; cwd?: string; logger?: Logger; builtins?: readonly string[] } = {}): Promise<Harbor> {
+  static async load(options: { configFile?: string; cwd?: string; logger?: Logger; builtins?: readonly BuiltinPlugin[] } = {}): Promise<Harbor> {
     const harbor = new Harbor({ logger: options.logger });
     const { raw, filepath } = await loadRawConfig(options.configFile, options.cwd);
     const dir = filepath.replace(/\/[^/]*$/, '') || '/';
-    const builtins = options.builtins ?? BUILTIN_PLUGINS;
-    for (const name of builtins) await harbor.use(await loadPlugin(name, dir));
+    for (const builtin of neededBuiltins(raw, options.builtins ?? BUILTIN_PLUGINS)) await harbor.use(await loadPlugin(builtin.module, dir));
     const listed = (raw as { plugins?: unknown }).plugins;
     if (listed !== undefined && !Array.isArray(listed)) throw new ConfigError(`${filepath}: plugins must be a list`, 'plugins: ["./plugins/my-store.js"]');
     for (const spec of (listed ?? []) as PluginSpec[]) await harbor.use(await loadPlugin(spec, dir));
@@ -60,6 +102,18 @@ export class Harbor {
     const harbor = new Harbor({ logger });
     for (const plugin of plugins) await harbor.use(plugin);
     harbor.loaded = validateConfig(loaded.config, loaded.filepath, harbor);
+    return harbor;
+  }
+
+  /**
+   * Use a config without running the validator: for the WAL hot path
+   * (archive-push/get run once per segment), which checks the few keys it
+   * reads itself and falls back to `load` for anything else.
+   */
+  static async fromTrustedConfig(loaded: LoadedConfig, plugins: HarborPlugin[], logger?: Logger): Promise<Harbor> {
+    const harbor = new Harbor({ logger });
+    for (const plugin of plugins) await harbor.use(plugin);
+    harbor.loaded = loaded;
     return harbor;
   }
 
@@ -88,6 +142,7 @@ export class Harbor {
   }
 
   async close(): Promise<void> {
+    await this.notifications.settle();
     await Promise.all([...this.servers.values()].map((server) => server.close()));
   }
 }

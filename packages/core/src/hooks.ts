@@ -1,6 +1,7 @@
 import { AsyncSeriesBailHook, AsyncSeriesHook, SyncHook } from 'tapable';
 import type { BackupManifest, ManifestFile } from './repository/manifest.js';
-import type { CheckContext } from './check/check-context.js';
+import type { CheckContext, CheckResult } from './check/check-context.js';
+import type { ServerHandle } from './server-handle.js';
 
 /**
  * Every extension point pgharbor offers, declared in one place (as webpack's
@@ -54,12 +55,18 @@ export function createHooks() {
     backup: Object.freeze({
       /** Before anything is written. Return a string to veto (it becomes the error message). */
       before: new AsyncSeriesBailHook<[BackupEvent], string | undefined | void>(['event']),
+      /** After the STARTED manifest is written, before any data is copied. */
+      started: new AsyncSeriesHook<[BackupEvent, BackupManifest]>(['event', 'manifest']),
       /** After each data file is stored (sync: hot path). */
       fileStored: new SyncHook<[BackupEvent, ManifestFile]>(['event', 'file']),
       /** After the manifest is marked DONE. */
       after: new AsyncSeriesHook<[BackupEvent, BackupManifest]>(['event', 'manifest']),
-      /** After the backup is marked FAILED (or could not start). */
+      /** After the backup is marked FAILED, or could not start (then `backupId` is "" if no id was chosen yet). */
       failed: new AsyncSeriesHook<[BackupEvent, Error]>(['event', 'error']),
+      /** Before a backup is deleted (`delete`, or retention). Return a string to keep it. */
+      beforeDelete: new AsyncSeriesBailHook<[BackupEvent], string | undefined | void>(['event']),
+      deleted: new AsyncSeriesHook<[BackupEvent]>(['event']),
+      deleteFailed: new AsyncSeriesHook<[BackupEvent, Error]>(['event', 'error']),
     }),
     archive: Object.freeze({
       /** Before a WAL file is pushed. Return a string to veto. */
@@ -88,6 +95,8 @@ export function createHooks() {
     }),
     /** `pgharbor check`: every plugin adds its own checks through the context. */
     check: new AsyncSeriesHook<[CheckContext]>(['check']),
+    /** After `pgharbor check` ran every check, with all the results (observe). */
+    checked: new AsyncSeriesHook<[ServerHandle, CheckResult[]]>(['server', 'results']),
   });
 }
 

@@ -110,9 +110,12 @@ async function streamToSink(context: MethodContext, tool: string, args: string[]
   try {
     captured = await context.sink.ingestTar(child.stdout!, { capture: ['backup_label', 'backup_manifest'], skip: ['backup_manifest'] });
   } catch (error) {
-    child.kill('SIGTERM');
+    const killedByUs = child.kill('SIGTERM');
     const result = await child;
-    if (result.exitCode) throw basebackupError(context.server.name, result.exitCode, result.signal, stderr.text());
+    // pg_basebackup died first (an exit code, or a signal that was not ours): its words explain the failure.
+    if (result.exitCode || (result.signal && !(killedByUs && result.signal === 'SIGTERM'))) {
+      throw basebackupError(context.server.name, result.exitCode, result.signal, stderr.text());
+    }
     throw error;
   }
   const result = await child;

@@ -6,3 +6,7 @@ export { pgBinDir } from './pg-bin.js';
 export { chownToPgUser, pgOsUser } from './pg-os-user.js';
 export type { OsUser } from './pg-os-user.js';
 export { SANDBOX_PASSWORD } from './template.js';
+export { startS3Server } from './s3-server.js';
+export type { S3Request, SandboxS3Server, SandboxS3ServerOptions } from './s3-server.js';
+export { startSshd } from './sshd.js';
+export type { SandboxSshd, SandboxSshdOptions } from './sshd.js';

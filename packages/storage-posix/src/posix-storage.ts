@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -137,6 +137,15 @@ export class PosixStorage implements StorageDriver {
       throw storageIoError(this.location, `cannot delete object "${key}"`, error);
     });
     await this.removeEmptyParents(path.dirname(file));
+  }
+
+  /** rm -rf of the prefix's directory: temp files of killed writers go too. */
+  async deletePrefix(prefix: string): Promise<void> {
+    if (!prefix.endsWith('/')) throw new Error(`deletePrefix("${prefix}"): the prefix must name a directory and end with "/"`);
+    assertValidKey(prefix.slice(0, -1));
+    const dir = this.fileOf(prefix.slice(0, -1));
+    await rm(dir, { recursive: true, force: true });
+    await this.removeEmptyParents(path.dirname(dir));
   }
 
   async close(): Promise<void> {

@@ -22,7 +22,8 @@ export function registerBackup(program: Command): void {
         const server = harbor.server(serverName);
         const abort = new AbortController();
         const stop = (signal: NodeJS.Signals) => abort.abort(new Error(`interrupted by ${signal}`));
-        process.once('SIGINT', stop).once('SIGTERM', stop);
+        // `on`, not `once`: with no listener left, execa's exit handler would re-raise the signal and kill us before the manifest says FAILED.
+        process.on('SIGINT', stop).on('SIGTERM', stop);
         const progress = createProgress(`backup ${serverName}`, !options.json && Boolean(process.stderr.isTTY));
         const started = Date.now();
         try {

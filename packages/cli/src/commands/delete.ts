@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { HarborError, acquireLock, displayStatus, resolveBackup } from '@pgharbor/core';
+import { deleteBackup } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 import { parseRepo } from '../parse-options.js';
 
@@ -13,21 +13,8 @@ export function registerDelete(program: Command): void {
     .action(async (serverName: string, backupId: string, cmd: { repo?: number }, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>();
       await withHarbor(options, async (harbor) => {
-        const repo = await harbor.server(serverName).repository(cmd.repo);
-        const manifest = await resolveBackup(repo, backupId);
-        if (displayStatus(manifest) === 'STARTED') {
-          throw new HarborError(`backup ${manifest.id} of ${serverName} is still running (pid ${manifest.process?.pid} on ${manifest.process?.hostname})`, {
-            hint: 'wait for it to end, or stop that process first',
-          });
-        }
-        // The backup lock keeps delete from racing a backup that reuses files.
-        const lock = await acquireLock(repo, 'backup', 'delete');
-        try {
-          await repo.deleteBackup(manifest.id);
-        } finally {
-          await lock.release();
-        }
-        output(options, { deleted: manifest.id, repository: repo.name }, () => `Deleted backup ${manifest.id} of ${serverName} from ${repo.name}.`);
+        const { manifest, repository } = await deleteBackup(harbor, harbor.server(serverName), backupId, { repo: cmd.repo });
+        output(options, { deleted: manifest.id, repository: repository.name }, () => `Deleted backup ${manifest.id} of ${serverName} from ${repository.name}.`);
       });
     });
 }

@@ -1,5 +1,8 @@
 import type { Command } from 'commander';
-import { runRestore } from '@pgharbor/core';
+import path from 'node:path';
+import { Option } from 'commander';
+import { runRestore, withConninfoParams } from '@pgharbor/core';
+import { archiveGetCommand } from '../self-command.js';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 import { createProgress } from '../progress.js';
 import { formatBytes, formatDuration } from '../format.js';
@@ -15,21 +18,68 @@ export function registerRestore(program: Command): void {
     .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
     .option('--tablespace-map <name=path>', 'restore a tablespace (name or oid) into PATH instead of its original location; repeatable', collectMapping)
     .option('--jobs <n>', 'bundles restored in parallel', parsePositiveInt, 2)
+    .option('--target-time <time>', 'recover up to this time, e.g. "2021-09-27 09:33:46.013798+00"')
+    .option('--target-xid <xid>', 'recover up to this transaction id')
+    .option('--target-lsn <lsn>', 'recover up to this WAL position, e.g. 0/55000028')
+    .option('--target-name <name>', 'recover up to this restore point (pg_create_restore_point)')
+    .option('--target-immediate', 'stop as soon as the backup is consistent')
+    .option('--exclusive', 'stop just before the target instead of just after it')
+    .addOption(new Option('--target-action <action>', 'what PostgreSQL does at the target (default: pause)').choices(['pause', 'promote', 'shutdown']))
+    .option('--target-tli <timeline>', 'timeline to follow: latest (default), current or a number')
+    .option('--standby', 'make the restored cluster a streaming standby of the server (standby.signal, primary_conninfo)')
+    .option('--primary-conninfo <conninfo>', 'primary_conninfo for --standby (default: the streaming_conninfo of the server)')
+    .option('--primary-slot <slot>', 'primary_slot_name for --standby')
+    .addOption(new Option('--archive-mode <mode>', 'preserve or switch off archiving in the restored cluster (default: preserve when restoring into the server\'s own data directory path, off otherwise)').choices(['preserve', 'off']))
     .description('restore a backup into a new data directory')
     .action(
       async (
         serverName: string,
         backupId: string,
         destination: string,
-        cmd: { repo?: number; tablespaceMap?: Record<string, string>; jobs: number },
+        cmd: {
+          repo?: number;
+          tablespaceMap?: Record<string, string>;
+          jobs: number;
+          targetTime?: string;
+          targetXid?: string;
+          targetLsn?: string;
+          targetName?: string;
+          targetImmediate?: boolean;
+          exclusive?: boolean;
+          targetAction?: 'pause' | 'promote' | 'shutdown';
+          targetTli?: string;
+          standby?: boolean;
+          primaryConninfo?: string;
+          primarySlot?: string;
+          archiveMode?: 'preserve' | 'off';
+        },
         command: Command,
       ) => {
         const options = command.optsWithGlobals<GlobalOptions>();
         await withHarbor(options, async (harbor) => {
           const progress = createProgress(`restore ${serverName}`, !options.json && Boolean(process.stderr.isTTY));
+          const server = harbor.server(serverName);
           let summary;
           try {
-            summary = await runRestore(harbor, harbor.server(serverName), {
+            summary = await runRestore(harbor, server, {
+              target: {
+                time: cmd.targetTime,
+                xid: cmd.targetXid,
+                lsn: cmd.targetLsn,
+                name: cmd.targetName,
+                immediate: cmd.targetImmediate,
+                exclusive: cmd.exclusive,
+                action: cmd.targetAction,
+                timeline: cmd.targetTli,
+              },
+              restoreCommand: archiveGetCommand(harbor.config.filepath, serverName),
+              standby: cmd.standby
+                ? {
+                    primaryConninfo: cmd.primaryConninfo ?? withConninfoParams(server.streamingConninfo, { application_name: path.basename(path.resolve(destination)) }),
+                    slot: cmd.primarySlot,
+                  }
+                : undefined,
+              archiveMode: cmd.archiveMode,
               backupId,
               destination,
               repo: cmd.repo,
@@ -40,20 +90,29 @@ export function registerRestore(program: Command): void {
           } finally {
             progress.finish();
           }
-          const { backup, repository, ...rest } = summary;
-          output(options, { ...rest, backupId: backup.id, repository: repository.name }, () =>
-            [
-              `Restored backup ${backup.id} of ${serverName} into ${summary.destination}`,
-              `  ${summary.files} files, ${formatBytes(summary.bytes)}, every checksum verified, in ${formatDuration(summary.seconds)} (${formatBytes(summary.bytes / Math.max(summary.seconds, 0.001))}/s)`,
-              backup.walIncluded
-                ? '  The WAL needed for consistency is in place (pg_wal): PostgreSQL recovers to the end of the backup on start.'
-                : '  The backup holds no WAL: configure restore_command before starting PostgreSQL.',
-              '',
-              'Next: check postgresql.conf / postgresql.auto.conf in the destination (port, archive_command), then start it:',
-              `  pg_ctl -D ${summary.destination} start`,
-            ].join('\n'),
-          );
+          const { backup, repository, recovery, ...rest } = summary;
+          output(options, { ...rest, backupId: backup.id, repository: repository.name, recovery }, () => describeRestore(serverName, summary!, cmd.targetAction));
         });
       },
     );
+}
+
+function describeRestore(serverName: string, summary: Awaited<ReturnType<typeof runRestore>>, action: string | undefined): string {
+  const { backup, recovery } = summary;
+  const lines = [
+    `Restored backup ${backup.id} of ${serverName} into ${summary.destination}`,
+    `  ${summary.files} files, ${formatBytes(summary.bytes)}, every checksum verified, in ${formatDuration(summary.seconds)} (${formatBytes(summary.bytes / Math.max(summary.seconds, 0.001))}/s)`,
+  ];
+  if (recovery.archiveRecovery) {
+    lines.push(`  Recovery settings written to ${recovery.file}:`, ...recovery.settings.map((s) => `    ${s}`));
+  } else {
+    lines.push('  The WAL needed for consistency is in place (pg_wal): PostgreSQL recovers to the end of the backup on start.');
+  }
+  if (recovery.changed.length) lines.push('', 'IMPORTANT: these settings were changed to prevent data loss:', ...recovery.changed.map((c) => `  ${c}`));
+  lines.push('', `Next: check the port and paths in postgresql.conf, then start PostgreSQL: pg_ctl -D ${summary.destination} start`);
+  const hasTarget = recovery.settings.some((s) => s.startsWith('recovery_target'));
+  if (hasTarget && (action ?? 'pause') === 'pause') {
+    lines.push('PostgreSQL will pause at the target, read-only. Check the data, then promote it with:', '  SELECT pg_wal_replay_resume();', 'Do not remove recovery.signal by hand: the server would restart without the recovery you asked for.');
+  }
+  return lines.join('\n');
 }

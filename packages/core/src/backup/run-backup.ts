@@ -30,8 +30,23 @@ export interface BackupOptions {
  * file is stored; any failure replaces it by FAILED with the error.
  */
 export async function runBackup(harbor: Harbor, server: ServerHandle, options: BackupOptions = {}): Promise<BackupManifest> {
+  const attempt: BackupEvent = { server: server.name, backupId: '', method: server.config.method, repository: '' };
+  try {
+    return await takeBackup(harbor, server, options, attempt);
+  } catch (error) {
+    // A backup that could not start (PostgreSQL down, repository unreachable, lock held, veto) failed too: observers hear of it.
+    if (!announced.has(error as object)) await harbor.hooks.backup.failed.promise(attempt, error instanceof Error ? error : new Error(String(error))).catch(() => {});
+    throw error;
+  }
+}
+
+/** Failures already announced on hooks.backup.failed (those after the manifest exists). */
+const announced = new WeakSet<object>();
+
+async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupOptions, attempt: BackupEvent): Promise<BackupManifest> {
   const method = harbor.methods.get(server.config.method);
   const repository = await server.repository(options.repo);
+  attempt.repository = repository.location;
   const client = await server.connect();
   let info;
   try {
@@ -47,6 +62,7 @@ export async function runBackup(harbor: Harbor, server: ServerHandle, options: B
     const started = new Date();
     const id = await uniqueBackupId(repository, started);
     const event: BackupEvent = { server: server.name, backupId: id, method: server.config.method, repository: repository.location };
+    attempt.backupId = id;
     const veto = await harbor.hooks.backup.before.promise(event);
     if (typeof veto === 'string') throw new HarborError(`backup of ${server.name} vetoed by a plugin: ${veto}`, { hint: 'see the plugin that refused it' });
 
@@ -102,6 +118,7 @@ export async function runBackup(harbor: Harbor, server: ServerHandle, options: B
     };
 
     try {
+      await harbor.hooks.backup.started.promise(event, manifest);
       const result = await method.run({
         server,
         backupId: id,
@@ -134,9 +151,17 @@ export async function runBackup(harbor: Harbor, server: ServerHandle, options: B
       harbor.logger.info(`backup ${id} of ${server.name} DONE: ${files.filter((f) => f.type === 'file').length} files, ${manifest.size} bytes`);
       await harbor.hooks.backup.after.promise(event, manifest);
       return manifest;
-    } catch (error) {
+    } catch (caught) {
+      // When we aborted (signal), the method's own error ("unexpected end of data") is a consequence, not the cause.
+      const error = abort.signal.aborted ? abort.signal.reason : caught;
       writer.abort(error instanceof Error ? error : new Error(String(error)));
-      const failure = error instanceof HarborError ? error : new HarborError(`backup ${id} of ${server.name} failed: ${errorMessage(error)}`, { cause: error });
+      const failure =
+        error instanceof HarborError
+          ? error
+          : new HarborError(`backup ${id} of ${server.name} failed: ${errorMessage(error)}`, {
+              cause: error,
+              hint: 'the backup is marked FAILED and will never be restored; fix the cause and take a new one',
+            });
       manifest.status = 'FAILED';
       manifest.stopTime = new Date().toISOString();
       manifest.error = { message: failure.message, hint: failure.hint };
@@ -146,6 +171,7 @@ export async function runBackup(harbor: Harbor, server: ServerHandle, options: B
         harbor.logger.warn(`could not mark backup ${id} FAILED in ${repository.location}: ${errorMessage(writeError)}`);
       });
       await harbor.hooks.backup.failed.promise(event, failure).catch(() => {});
+      announced.add(failure);
       throw failure;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);

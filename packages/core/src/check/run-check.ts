@@ -92,5 +92,6 @@ export async function runCheck(harbor: Harbor, server: ServerHandle): Promise<Ch
   }
 
   await harbor.hooks.check.promise(context);
+  await harbor.hooks.checked.promise(server, results).catch(() => {});
   return results;
 }

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { cosmiconfig } from 'cosmiconfig';
 import { ConfigError, errorMessage } from '../errors.js';
 
 /** Where cosmiconfig looks, in order, from the working directory upwards. */
@@ -31,6 +30,8 @@ export interface RawConfig {
  * /etc/pgharbor/pgharbor.config.yaml (where a system install keeps it).
  */
 export async function loadRawConfig(configFile: string | undefined, cwd: string = process.cwd()): Promise<RawConfig> {
+  // Imported here, not at the top: the WAL hot path never loads it.
+  const { cosmiconfig } = await import('cosmiconfig');
   const explorer = cosmiconfig('pgharbor', { searchPlaces: configSearchPlaces, searchStrategy: 'global' });
   try {
     if (configFile) {

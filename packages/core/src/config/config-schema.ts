@@ -1,11 +1,14 @@
 import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
+import { hookScriptProperties } from './hook-script-schema.js';
+import { notificationProperties } from './notification-schema.js';
 
 /**
  * The core's part of the config schema. Plugins add theirs: each backup
  * method contributes server options, each storage driver the options of a
  * repository entry (validated per entry, see config-validate.ts).
  */
-const secretRef: JsonSchema = {
+/** Schema of a secret reference, for plugins' options too. */
+export const secretRef: JsonSchema = {
   type: 'object',
   description: 'a secret from the environment ({from_env: VAR}) or a file ({from_file: PATH})',
   oneOf: [
@@ -34,9 +37,10 @@ export const coreServerProperties: Record<string, JsonSchema> = {
   method: { type: 'string', minLength: 1 },
   pg_bin_dir: { type: 'string', minLength: 1 },
   repositories: { type: 'array', minItems: 1, items: repositoryEntry },
+  ...hookScriptProperties,
 };
 
-export function buildConfigSchema(methodServerOptions: Record<string, JsonSchema>): JsonSchemaObject {
+export function buildConfigSchema(methodServerOptions: Record<string, JsonSchema>, notifiers: Record<string, JsonSchemaObject> = {}): JsonSchemaObject {
   const serverProperties = { ...coreServerProperties, ...methodServerOptions };
   return {
     type: 'object',
@@ -63,6 +67,7 @@ export function buildConfigSchema(methodServerOptions: Record<string, JsonSchema
         additionalProperties: { type: 'object', properties: serverProperties, additionalProperties: false },
       },
       log_level: { enum: ['debug', 'info', 'warn', 'error'] },
+      ...notificationProperties(notifiers),
     },
     required: ['servers'],
     additionalProperties: false,

@@ -1,4 +1,5 @@
 import type { PluginSpec } from '../plugin.js';
+import type { NotificationTargetConfig } from '../notify/notification-target.js';
 
 /** A secret is never written in the config itself: it comes from the environment or a file. */
 export type SecretRef = { from_env: string } | { from_file: string };
@@ -34,6 +35,10 @@ export interface PgharborConfig {
   defaults?: Partial<ServerConfig>;
   servers: Record<string, ServerConfig>;
   log_level?: 'debug' | 'info' | 'warn' | 'error';
+  /** Notification targets (docs/notifications.md). */
+  notifications?: NotificationTargetConfig[];
+  /** Spool and failure states of notifications; default ~/.pgharbor. */
+  state_dir?: string;
 }
 
 /** A loaded, validated config and where it came from. */

@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv as AjvType, ErrorObject } from 'ajv';
 import { ConfigError } from '../errors.js';
 import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
 import type { LoadedConfig, PgharborConfig, RepositoryConfig, ServerConfig } from './config-types.js';
@@ -7,10 +8,13 @@ import { buildConfigSchema } from './config-schema.js';
 import type { Registry } from '../registry.js';
 import type { StorageFactory } from '../storage/storage-factory.js';
 import type { BackupMethod } from '../backup/backup-method.js';
+import type { NotifierFactory } from '../notifier.js';
+import { notifierSchemas } from './notification-schema.js';
 
 export interface SchemaSources {
   storage: Registry<StorageFactory>;
   methods: Registry<BackupMethod>;
+  notifiers?: Registry<NotifierFactory>;
 }
 
 const DEFAULT_METHOD = 'basebackup';
@@ -26,7 +30,7 @@ export function validateConfig(raw: unknown, filepath: string, sources: SchemaSo
   const methodOptions: Record<string, JsonSchema> = {};
   for (const type of sources.methods.types()) Object.assign(methodOptions, sources.methods.get(type).serverOptions ?? {});
 
-  check(buildConfigSchema(methodOptions), raw, filepath, '');
+  check(buildConfigSchema(methodOptions, notifierSchemas(sources.notifiers)), raw, filepath, '');
   const config = structuredClone(raw) as PgharborConfig;
 
   for (const [name, server] of Object.entries(config.servers)) {
@@ -68,11 +72,19 @@ function validateRepository(
   return { type, ...(name === undefined ? {} : { name }), ...options };
 }
 
-const ajv = new Ajv({ allErrors: true, verbose: true, strict: false });
-ajv.addFormat('path', true);
+// Created on first use, not at import: the WAL hot path never validates.
+let ajvInstance: AjvType | undefined;
+function ajv(): AjvType {
+  if (!ajvInstance) {
+    const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+    ajvInstance = new Ajv({ allErrors: true, verbose: true, strict: false });
+    ajvInstance.addFormat('path', true);
+  }
+  return ajvInstance;
+}
 
 function check(schema: JsonSchemaObject, value: unknown, filepath: string, base: string): void {
-  const validate = ajv.compile(schema);
+  const validate = ajv().compile(schema);
   if (validate(value)) return;
   const error = pickError(validate.errors ?? []);
   throw describe(error, filepath, base);

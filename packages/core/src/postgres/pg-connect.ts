@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { HarborError, errorMessage } from '../errors.js';
 
 /**
@@ -6,7 +6,8 @@ import { HarborError, errorMessage } from '../errors.js';
  * on. `where` names the server ("server pga") for the message.
  */
 export async function connectPostgres(config: pg.ClientConfig, where: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionTimeoutMillis: 10_000, ...config });
+  const { default: pgModule } = await import('pg');
+  const client = new pgModule.Client({ connectionTimeoutMillis: 10_000, ...config });
   try {
     await client.connect();
   } catch (error) {

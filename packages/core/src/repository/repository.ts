@@ -114,6 +114,10 @@ export class Repository {
   /** Remove every object of a backup, manifest first so that it stops being listed as restorable at once. */
   async deleteBackup(id: string): Promise<void> {
     await this.storage.delete(this.manifestKey(id));
+    if (this.storage.deletePrefix) {
+      await this.storage.deletePrefix(this.backupPrefix(id));
+      return;
+    }
     const keys: string[] = [];
     for await (const object of this.storage.list(this.backupPrefix(id))) keys.push(object.key);
     for (const key of keys) await this.storage.delete(key);

@@ -11,6 +11,9 @@ import type { Repository } from '../repository/repository.js';
 import { resolveRestorableBackup } from './resolve-backup.js';
 import { ChunkReader } from './chunk-reader.js';
 import { prepareDestination, handOverOwnership, fsyncDirectories } from './restore-destination.js';
+import { assertTargetReachable, hasTarget, pickBackupForTarget, validateRecoveryTarget, type RecoveryTarget } from './recovery-target.js';
+import { writeRecoveryConfig, type RecoveryConfigResult } from './recovery-config.js';
+import { hasArchivedWal } from '../archive/wal-archive.js';
 
 export interface RestoreOptions {
   backupId: string;
@@ -21,12 +24,28 @@ export interface RestoreOptions {
   /** Bundles restored in parallel. */
   jobs?: number;
   onProgress?: (bytes: number, total: number) => void;
+  /** Point-in-time recovery target; none means: replay all archived WAL (or, without an archive, the WAL in the backup). */
+  target?: RecoveryTarget;
+  /**
+   * restore_command to write (e.g. `pgharbor --config … archive-get SERVER %f %p`).
+   * Used when recovery needs the archive.
+   */
+  restoreCommand?: string;
+  /** Make the restored cluster a streaming standby of the server. */
+  standby?: { primaryConninfo?: string; slot?: string };
+  /**
+   * preserve: keep archive_mode/archive_command as backed up; off: switch
+   * archiving off. Default: preserve when restoring into the server's own
+   * data directory path (recovering the server itself), off for a copy.
+   */
+  archiveMode?: 'preserve' | 'off';
 }
 
 export interface RestoreSummary extends RestoreResult {
   backup: BackupManifest;
   destination: string;
   repository: Repository;
+  recovery: RecoveryConfigResult & { archiveRecovery: boolean };
 }
 
 /** Restored last, so that a restore that stops half-way leaves a directory PostgreSQL refuses to start. */
@@ -39,8 +58,12 @@ const CONTROL_FILE = 'global/pg_control';
 export async function runRestore(harbor: Harbor, server: ServerHandle, options: RestoreOptions): Promise<RestoreSummary> {
   const started = Date.now();
   const repository = await server.repository(options.repo);
-  const backup = await resolveRestorableBackup(repository, options.backupId);
+  const target = options.target ?? {};
+  validateRecoveryTarget(target);
+  const backup = await chooseBackup(repository, options.backupId, target);
+  assertTargetReachable(backup, target);
   const destination = path.resolve(options.destination);
+  const archiveRecovery = hasTarget(target) || Boolean(options.standby) || (await hasArchivedWal(repository.storage, server.name));
   const event: RecoveryEvent = { server: server.name, backupId: backup.id, destination, repository: repository.location };
 
   const tablespaceDirs = mapTablespaces(backup, options.tablespaceMap ?? {});
@@ -80,6 +103,17 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
       }
     });
     await Promise.all(workers);
+    const recovery = await writeRecoveryConfig({
+      destination,
+      pgVersion: backup.pgVersion,
+      backupId: backup.id,
+      target,
+      restoreCommand: archiveRecovery ? options.restoreCommand : undefined,
+      standby: options.standby,
+      disableArchiving: (options.archiveMode ?? (destination === backup.dataDirectory ? 'preserve' : 'off')) === 'off',
+      archiveRecovery,
+    });
+    await harbor.hooks.recovery.configWritten.promise(event, recovery.settings);
     if (controlFile) {
       await restoreBundle(repository, { backupId: controlFile.reference ?? backup.id, bundle: controlFile.bundle!, files: [controlFile] }, writeTarget, (file) => progress(file.size));
     }
@@ -89,7 +123,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
 
     const result: RestoreResult = { files: files.length, bytes: done, seconds: (Date.now() - started) / 1000 };
     await harbor.hooks.recovery.after.promise(event, result);
-    return { ...result, backup, destination, repository };
+    return { ...result, backup, destination, repository, recovery: { ...recovery, archiveRecovery } };
   } catch (error) {
     const failure =
       error instanceof HarborError
@@ -102,6 +136,22 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     await harbor.hooks.recovery.failed.promise(event, incomplete).catch(() => {});
     throw incomplete;
   }
+}
+
+/** "latest" with a time or LSN target means: the newest backup that reaches it. */
+async function chooseBackup(repository: Repository, backupId: string, target: RecoveryTarget): Promise<BackupManifest> {
+  if ((backupId === 'latest' || backupId === 'last') && (target.time !== undefined || target.lsn !== undefined)) {
+    const picked = pickBackupForTarget(await repository.listManifests(), target);
+    if (!picked) {
+      const oldest = (await repository.listManifests()).find((m) => m.status === 'DONE');
+      throw new HarborError(`no backup of ${repository.server} in ${repository.name} reaches the target ${target.time ?? target.lsn}`, {
+        hint: oldest ? `the earliest reachable target is the end of backup ${oldest.id}: ${oldest.stopTime} (LSN ${oldest.stopLsn})` : `take a backup first: pgharbor backup ${repository.server}`,
+        exitCode: oldest ? 2 : 1,
+      });
+    }
+    return picked;
+  }
+  return resolveRestorableBackup(repository, backupId);
 }
 
 interface BundleGroup {

@@ -34,6 +34,14 @@ export interface StorageDriver {
   /** Remove an object. Removing a missing object is not an error. */
   delete(key: string): Promise<void>;
 
+  /**
+   * Optional: remove everything stored under a "directory" prefix (ending
+   * in "/"), including what `list` does not show: leftovers of puts whose
+   * writer was killed (temp files, unfinished multipart uploads). Deleting
+   * a backup uses it when the driver has it, so nothing half-written stays.
+   */
+  deletePrefix?(prefix: string): Promise<void>;
+
   /** Release connections and handles. */
   close(): Promise<void>;
 }

@@ -1,0 +1,108 @@
+/**
+ * The hot path: archive-push and archive-get. PostgreSQL runs them once per
+ * 16 MB WAL segment and waits, so they must start fast. This entry point is
+ * bundled into one file (dist/wal-command.mjs) with only what it needs:
+ * YAML/JSON config, the posix driver and the archive code; no commander, no
+ * validator, no PostgreSQL client. Anything it does not handle alone (a
+ * config without --config, JS/TS configs, plugins, notifications, archive
+ * hook scripts, non-posix repositories) goes through the full CLI, which
+ * behaves the same, only slower to start.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import yaml from 'js-yaml';
+import { Harbor, HarborError, archiveGet, archivePush, createLogger, redact, type LoadedConfig, type PgharborConfig, type ServerConfig } from '@pgharbor/core';
+import posixPlugin from '@pgharbor/storage-posix';
+
+interface WalArgs {
+  config?: string;
+  json: boolean;
+  command: 'archive-push' | 'archive-get';
+  operands: string[];
+}
+
+/** Returns the exit code, or undefined when the full CLI must handle this invocation. */
+export async function runWalCommand(argv: string[]): Promise<number | undefined> {
+  const args = parseArgs(argv.slice(2));
+  if (!args?.config) return undefined;
+  const loaded = readSimpleConfig(args.config);
+  if (!loaded) return undefined;
+  const serverName = args.operands[0];
+  const server = loaded.config.servers[serverName];
+  if (!server || !isLeanServer(server, loaded.dir)) return undefined;
+  server.method ??= 'basebackup';
+
+  try {
+    const harbor = await Harbor.fromTrustedConfig(loaded, [posixPlugin], createLogger({ level: 'warn' }));
+    try {
+      const handle = harbor.server(serverName);
+      if (args.command === 'archive-push') {
+        if (args.operands.length !== 2) return undefined;
+        const results = await archivePush(harbor, handle, args.operands[1]);
+        if (args.json) process.stdout.write(JSON.stringify(results) + '\n');
+        return 0;
+      }
+      if (args.operands.length !== 3) return undefined;
+      const outcome = await archiveGet(harbor, handle, args.operands[1], args.operands[2]);
+      return outcome.found ? 0 : 1;
+    } finally {
+      await harbor.close();
+    }
+  } catch (error) {
+    if (error instanceof HarborError) {
+      process.stderr.write(redact(`ERROR: ${error.message}\n${error.hint ? `HINT: ${error.hint}\n` : ''}`));
+      return error.exitCode;
+    }
+    process.stderr.write(redact(`ERROR: ${(error as Error)?.message ?? String(error)}\n`));
+    return 1;
+  }
+}
+
+function parseArgs(args: string[]): WalArgs | undefined {
+  let config: string | undefined;
+  let json = false;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--config' || arg === '-c') config = args[++i];
+    else if (arg.startsWith('--config=')) config = arg.slice('--config='.length);
+    else if (arg === '--json') json = true;
+    else if (arg === '--log-level') i++;
+    else if (arg.startsWith('-')) return undefined; // anything unusual: let the full CLI explain it
+    else rest.push(arg);
+  }
+  const [command, ...operands] = rest;
+  if (command !== 'archive-push' && command !== 'archive-get') return undefined;
+  return { config, json, command, operands };
+}
+
+function readSimpleConfig(file: string): LoadedConfig | undefined {
+  const filepath = path.resolve(file);
+  if (!/\.(ya?ml|json)$|\/\.pgharborrc$/.test(filepath)) return undefined;
+  let raw: unknown;
+  try {
+    const text = readFileSync(filepath, 'utf8');
+    raw = filepath.endsWith('.json') ? JSON.parse(text) : yaml.load(text);
+  } catch {
+    return undefined; // the full CLI reports config errors properly
+  }
+  const config = raw as PgharborConfig & Record<string, unknown>;
+  if (!config || typeof config !== 'object' || !config.servers || typeof config.servers !== 'object') return undefined;
+  if (config.plugins?.length || (Array.isArray(config.notifications) && config.notifications.length)) return undefined;
+  if (config.defaults) {
+    for (const [name, server] of Object.entries(config.servers)) config.servers[name] = { ...config.defaults, ...server } as ServerConfig;
+  }
+  return { config, filepath, dir: path.dirname(filepath) };
+}
+
+/** Posix repositories only, no archive hook scripts: the lean path then does exactly what the full one would. */
+function isLeanServer(server: ServerConfig, configDir: string): boolean {
+  if (Object.keys(server).some((key) => key.includes('archive_') && key.endsWith('_script'))) return false;
+  if (!Array.isArray(server.repositories) || server.repositories.length === 0) return false;
+  for (const repo of server.repositories) {
+    if (repo.type !== 'posix' || typeof repo.path !== 'string') return false;
+    if (Object.keys(repo).some((key) => !['type', 'name', 'path'].includes(key))) return false;
+    repo.path = path.resolve(configDir, repo.path);
+  }
+  return true;
+}

@@ -1,0 +1,90 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Harbor } from '../harbor.js';
+import type { ServerHandle } from '../server-handle.js';
+import type { ArchiveEvent } from '../hooks.js';
+import { ConfigError, HarborError, errorMessage } from '../errors.js';
+import type { Repository } from '../repository/repository.js';
+import { walFileKind } from './wal-file-name.js';
+import { readWalSegmentHeader } from './wal-header.js';
+import { pushWal, WalConflictError, type PushOutcome } from './wal-archive.js';
+
+export interface PushResult {
+  repository: string;
+  outcome: PushOutcome;
+}
+
+/**
+ * `archive_command = 'pgharbor archive-push SERVER %p'`. The file goes to
+ * every repository of the server; success is reported only when all of them
+ * hold it, since PostgreSQL recycles the segment as soon as we say so.
+ */
+export async function archivePush(harbor: Harbor, server: ServerHandle, walPath: string): Promise<PushResult[]> {
+  const name = path.basename(walPath);
+  const kind = walFileKind(name);
+  if (!kind) {
+    throw new ConfigError(`archive-push: "${name}" is not a WAL file name`, "call it from archive_command as: pgharbor archive-push SERVER %p");
+  }
+  const event: ArchiveEvent = { server: server.name, walFile: name };
+  const veto = await harbor.hooks.archive.beforePush.promise(event);
+  if (typeof veto === 'string') throw new HarborError(`archive-push of ${name} for ${server.name} vetoed by a plugin: ${veto}`);
+
+  let content: Buffer;
+  try {
+    content = await readFile(walPath);
+  } catch (error) {
+    throw new HarborError(`archive-push: cannot read ${walPath}: ${errorMessage(error)}`, {
+      hint: 'archive_command runs in the data directory; pass %p unchanged',
+    });
+  }
+  const header = kind === 'segment' || kind === 'partial' ? readWalSegmentHeader(content) : undefined;
+  if ((kind === 'segment' || kind === 'partial') && !header) {
+    throw new HarborError(`archive-push: ${name} does not start with a WAL page header`, { hint: 'is this really a WAL segment?' });
+  }
+
+  const repositories = await server.repositories();
+  const results = await Promise.allSettled(
+    repositories.map(async (repository): Promise<PushResult> => {
+      if (header) await checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor);
+      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, content) };
+    }),
+  );
+  const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ repository: repositories[index], error: result.reason as Error }] : []));
+  if (failures.length > 0) {
+    const error = describeFailures(server.name, name, failures);
+    await harbor.hooks.archive.pushFailed.promise({ ...event, repository: failures.map((f) => f.repository.location).join(', ') }, error).catch(() => {});
+    throw error;
+  }
+  const done = results.map((result) => (result as PromiseFulfilledResult<PushResult>).value);
+  await harbor.hooks.archive.pushed.promise(event);
+  return done;
+}
+
+async function checkSegmentIdentity(repository: Repository, name: string, systemIdentifier: string, pgMajor: number | undefined): Promise<void> {
+  const identity = await repository.readIdentity();
+  if (!identity) {
+    // First contact through the archive: remember whose WAL this is.
+    await repository.checkIdentity(systemIdentifier, (pgMajor ?? 0) * 10000);
+    return;
+  }
+  if (identity.systemIdentifier !== systemIdentifier) {
+    throw new HarborError(
+      `${name} belongs to the cluster with system identifier ${systemIdentifier}, but ${repository.name} (${repository.location}) holds server ${repository.server} with ${identity.systemIdentifier}`,
+      { hint: 'archive_command names the wrong server, or two clusters share one server name; give each cluster its own server section' },
+    );
+  }
+}
+
+function describeFailures(server: string, name: string, failures: { repository: Repository; error: Error }[]): HarborError {
+  if (failures.length === 1 && failures[0].error instanceof HarborError) return failures[0].error;
+  const conflict = failures.find((f) => f.error instanceof WalConflictError);
+  if (conflict) {
+    return new HarborError(`archive-push of ${name} for ${server}: ${conflict.error.message}; nothing was overwritten`, {
+      hint: 'two clusters (or a restored copy) archive under one server name; find the other writer before anything else',
+    });
+  }
+  const where = failures.map((f) => `${f.repository.name} (${f.repository.location}): ${errorMessage(f.error)}`).join('; ');
+  return new HarborError(`archive-push of ${name} for ${server} failed in ${where}`, {
+    hint: 'PostgreSQL keeps the segment and retries; fix the repository, the WAL is not lost',
+  });
+}
