@@ -104,9 +104,10 @@ async function setUp(dir: string, options: SandboxSshdOptions): Promise<SandboxS
     dir,
     async dropConnections() {
       if (!child?.pid) return;
-      // The listener forks one process per connection; killing those (and only those) drops the sessions.
-      const { stdout } = await execa('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { reject: false });
-      for (const pid of stdout.split('\n').map((line) => Number(line.trim())).filter((n) => n > 0)) {
+      // The listener forks a monitor per connection, which forks the session
+      // (sshd privilege separation); both hold the socket. Kill every
+      // descendant of the listener, and only those.
+      for (const pid of await descendants(child.pid)) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
@@ -182,6 +183,25 @@ async function spawnSshd(configFile: string): Promise<ChildProcess> {
   exited.catch(() => {});
   failedToSpawn.catch(() => {});
   return child;
+}
+
+/** Every process below `root`, from `ps` (children first found, then theirs). */
+async function descendants(root: number): Promise<number[]> {
+  const { stdout } = await execa('ps', ['-e', '-o', 'pid=,ppid='], { reject: false });
+  const children = new Map<number, number[]>();
+  for (const line of stdout.split('\n')) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (!pid || !ppid) continue;
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const found: number[] = [];
+  for (let queue = [root]; queue.length > 0; ) {
+    for (const pid of children.get(queue.shift()!) ?? []) {
+      found.push(pid);
+      queue.push(pid);
+    }
+  }
+  return found;
 }
 
 async function keygen(keyFile: string): Promise<void> {

@@ -195,8 +195,9 @@ export class S3Storage implements StorageDriver {
    */
   private async upload(key: string, body: Body, extra: Partial<PutObjectCommandInput>): Promise<PutResult> {
     let size = typeof body === 'string' ? Buffer.byteLength(body) : body instanceof Uint8Array ? body.byteLength : 0;
+    const source = { failure: undefined as unknown };
     // Not object mode: an object-mode Readable.from would read up to 16 chunks ahead.
-    const counted = body instanceof Readable ? Readable.from(countBytes(body, (n) => (size += n)), { objectMode: false }) : body;
+    const counted = body instanceof Readable ? Readable.from(countBytes(body, (n) => (size += n), source), { objectMode: false }) : body;
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key: this.root + key, Body: counted, ...this.writeParams, ...extra },
@@ -211,7 +212,7 @@ export class S3Storage implements StorageDriver {
       // The caller's body failed: that is the error to report, even when the store
       // then refused to abort the multipart upload (parts left behind are invisible;
       // a lifecycle rule removes them, see the README).
-      if (body instanceof Readable && body.errored) throw body.errored;
+      if (source.failure !== undefined) throw source.failure;
       throw s3Error(this.location, `cannot write object "${key}"`, error);
     }
     return { size };
@@ -262,11 +263,17 @@ export function createS3Storage(options: S3StorageOptions, context: { logger: Lo
 /** Probe objects live at the repository root under this name for a moment; list() hides them. */
 const PROBE_PREFIX = '.pgharbor-probe-';
 
-async function* countBytes(body: Readable, add: (bytes: number) => void): AsyncGenerator<Buffer> {
-  for await (const chunk of body) {
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Buffer);
-    add(bytes.byteLength);
-    yield bytes;
+/** Count the bytes going through, and note when the body itself fails (as opposed to the upload). */
+async function* countBytes(body: Readable, add: (bytes: number) => void, source: { failure: unknown }): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of body) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : (chunk as Buffer);
+      add(bytes.byteLength);
+      yield bytes;
+    }
+  } catch (error) {
+    source.failure = error;
+    throw error;
   }
 }
 

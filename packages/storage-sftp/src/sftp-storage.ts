@@ -19,7 +19,7 @@ import * as ops from './sftp-ops.js';
 import { isConnectionLost, isNoSuchFile, sftpError } from './sftp-errors.js';
 import type { SftpStorageOptions } from './sftp-options.js';
 import { SftpSession } from './sftp-session.js';
-import { readRange, writeBody } from './sftp-transfer.js';
+import { isBodyFailure, readRange, writeBody } from './sftp-transfer.js';
 
 type Body = Readable | Uint8Array | string;
 
@@ -180,7 +180,7 @@ export class SftpStorage implements StorageDriver {
       return replayable ? await this.session.run(attempt) : await attempt(await this.session.sftp());
     } catch (error) {
       if (error instanceof StorageConflictError) throw error;
-      if (body instanceof Readable && body.errored) throw body.errored; // the caller's own failure, as is
+      if (isBodyFailure(error)) throw error; // the caller's own failure, as is
       if (isConnectionLost(error)) {
         // Left behind: a temp file list() never shows; remove it over a new connection if we can.
         void this.session.sftp().then((sftp) => ops.unlink(sftp, temp)).catch(() => undefined);

@@ -13,6 +13,12 @@ const PIECE = 255 * 1024;
 const WRITE_WINDOW = 4 * 1024 * 1024;
 const READ_AHEAD = 8;
 
+/** Errors that came from the caller's body stream, not from the server: reported as they are. */
+const bodyFailures = new WeakSet<object>();
+export function isBodyFailure(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && bodyFailures.has(error);
+}
+
 /** Write a whole body to an open handle from offset 0; resolves with the bytes written once all are acknowledged. */
 export async function writeBody(sftp: SFTPWrapper, handle: Buffer, body: Readable | Uint8Array | string): Promise<number> {
   const pending = new Set<Promise<void>>();
@@ -30,7 +36,7 @@ export async function writeBody(sftp: SFTPWrapper, handle: Buffer, body: Readabl
     inFlight += piece.length;
     position += piece.length;
   };
-  for await (const chunk of chunksOf(body)) {
+  for await (const chunk of chunksOf(body, (error) => typeof error === 'object' && error !== null && bodyFailures.add(error))) {
     for (let offset = 0; offset < chunk.length; offset += PIECE) {
       send(chunk.subarray(offset, offset + PIECE));
       // Backpressure: the body is read no faster than the server acknowledges.
@@ -39,7 +45,8 @@ export async function writeBody(sftp: SFTPWrapper, handle: Buffer, body: Readabl
     }
     if (failure !== undefined) break;
   }
-  await Promise.all(pending);
+  // After a failure, requests still pending may never be answered (the connection is gone): don't wait for them.
+  if (failure === undefined) await Promise.all(pending);
   if (failure !== undefined) throw failure;
   return position;
 }
@@ -82,12 +89,19 @@ async function* readAhead(sftp: SFTPWrapper, handle: Buffer, start: number, end:
   }
 }
 
-async function* chunksOf(body: Readable | Uint8Array | string): AsyncGenerator<Buffer> {
+async function* chunksOf(body: Readable | Uint8Array | string, onFailure: (error: unknown) => void): AsyncGenerator<Buffer> {
   if (typeof body === 'string') {
     yield Buffer.from(body, 'utf8');
   } else if (body instanceof Uint8Array) {
     yield Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   } else {
-    for await (const chunk of body) yield typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from((chunk as Uint8Array).buffer, (chunk as Uint8Array).byteOffset, (chunk as Uint8Array).byteLength);
+    try {
+      for await (const chunk of body) {
+        yield typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from((chunk as Uint8Array).buffer, (chunk as Uint8Array).byteOffset, (chunk as Uint8Array).byteLength);
+      }
+    } catch (error) {
+      onFailure(error);
+      throw error;
+    }
   }
 }
