@@ -12,6 +12,8 @@ import { registerDemo } from './commands/demo.js';
 import { registerNotifyTest } from './commands/notify-test.js';
 import { registerArchivePush } from './commands/archive-push.js';
 import { registerArchiveGet } from './commands/archive-get.js';
+import { registerSwitchWal } from './commands/switch-wal.js';
+import { registerReplicationStatus } from './commands/replication-status.js';
 
 export function buildProgram(): Command {
   const program = new Command('pgharbor')
@@ -22,7 +24,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchiveGet]) {
+  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchiveGet, registerSwitchWal, registerReplicationStatus]) {
     register(program);
   }
   program.commands.forEach((command) => command.exitOverride());

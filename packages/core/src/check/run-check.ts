@@ -4,6 +4,7 @@ import { errorMessage, HarborError } from '../errors.js';
 import type { CheckContext, CheckResult } from './check-context.js';
 import { queryServerInfo, type ServerInfo } from '../postgres/server-info.js';
 import { displayStatus } from '../repository/backup-status.js';
+import { archiveChecks } from '../archive/archive-checks.js';
 
 /**
  * `pgharbor check SERVER`: the core's own checks, then every plugin's
@@ -91,6 +92,7 @@ export async function runCheck(harbor: Harbor, server: ServerHandle): Promise<Ch
     });
   }
 
+  if (info) await archiveChecks(context);
   await harbor.hooks.check.promise(context);
   await harbor.hooks.checked.promise(server, results).catch(() => {});
   return results;

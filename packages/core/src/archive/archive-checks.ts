@@ -1,0 +1,49 @@
+import type { CheckContext } from '../check/check-context.js';
+import { listArchivedWal } from './wal-archive.js';
+
+/**
+ * `check` lines for WAL shipping, in the words a Barman user knows:
+ * "WAL archive", "archiver errors", "archive_mode".
+ */
+export async function archiveChecks(context: CheckContext): Promise<void> {
+  const { server } = context;
+  const streaming = Boolean(server.config.streaming_archiver);
+  let archiveMode: string | undefined;
+  await context.run('archiver errors', async () => {
+    const client = await server.connect();
+    try {
+      const { rows } = await client.query(
+        `SELECT current_setting('archive_mode') AS mode, current_setting('archive_command') AS command,
+                failed_count, last_failed_wal, last_failed_time, last_archived_time
+           FROM pg_stat_archiver`,
+      );
+      const r = rows[0];
+      archiveMode = r.mode;
+      context.report({
+        name: 'archive_mode',
+        ok: streaming || r.mode !== 'off',
+        detail: r.mode === 'off' && !streaming ? 'archive_mode is off and streaming_archiver is not set' : `${r.mode}${r.command ? `, archive_command = ${r.command}` : ''}`,
+        hint: r.mode === 'off' && !streaming ? "set archive_mode = on and archive_command = 'pgharbor archive-push SERVER %p' (restart), or streaming_archiver: true with receive-wal" : undefined,
+      });
+      const failing = r.last_failed_time && (!r.last_archived_time || r.last_failed_time > r.last_archived_time);
+      return failing
+        ? { ok: false, detail: `archive_command failed for ${r.last_failed_wal} at ${new Date(r.last_failed_time).toISOString()} (${r.failed_count} failures)`, hint: 'see the PostgreSQL log for the archive-push error' }
+        : { ok: true, detail: `${r.failed_count} failures since the statistics reset` };
+    } finally {
+      await client.end().catch(() => {});
+    }
+  });
+  if (archiveMode === 'off' && !streaming) return;
+  for (const repository of await server.repositories()) {
+    await context.run(`WAL archive${(await server.repositories()).length > 1 ? ` (${repository.name})` : ''}`, async () => {
+      for await (const wal of listArchivedWal(repository.storage, server.name)) {
+        return { ok: true, detail: `WAL arrives (e.g. ${wal.name})` };
+      }
+      return {
+        ok: false,
+        detail: 'no WAL archived yet',
+        hint: `please make sure WAL shipping is set up, then run: pgharbor switch-wal --force --archive ${server.name}`,
+      };
+    });
+  }
+}
