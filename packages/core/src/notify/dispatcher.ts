@@ -319,9 +319,20 @@ export class NotificationDispatcher {
     hooks.recovery.failed.tapPromise(TAP, (e, error) =>
       raise('restore.failed', { server: e.server, backupId: e.backupId, repository: e.repository, destination: e.destination, error: eventError(error) }),
     );
+    // A monitoring system may run check every few minutes: notify a failure when it starts or changes, remind hourly.
     hooks.checked.tapPromise(TAP, async (server, results) => {
+      if (!this.wantsAny(server.name, 'check.failed')) return;
+      const state = new FailureStateFile(this.stateDir(), server.name, 'check');
       const failed = results.filter((r) => !r.ok);
-      if (failed.length) await raise('check.failed', { server: server.name, checks: failed.map((r) => ({ name: r.name, detail: r.detail, hint: r.hint })) });
+      if (failed.length === 0) {
+        state.takeFailure();
+        return;
+      }
+      const next = onFailure(state.read(), new Date(), failed.map((r) => r.name).sort().join(', '));
+      state.write(next.state);
+      if (next.notify) {
+        await raise('check.failed', { server: server.name, failingSince: next.state.since, failures: next.state.failures, checks: failed.map((r) => ({ name: r.name, detail: r.detail, hint: r.hint })) });
+      }
     });
     hooks.check.tapPromise(TAP, (context) => this.check(context));
   }

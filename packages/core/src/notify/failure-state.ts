@@ -3,7 +3,8 @@ import path from 'node:path';
 
 /**
  * Whether something that runs again and again (archive-push for every WAL
- * segment, the WAL receiver under `cron`) is currently failing. PostgreSQL
+ * segment, the WAL receiver under `cron`, `check` under a monitoring
+ * system) is currently failing. PostgreSQL
  * retries a failed archive_command every few seconds, so notifying every
  * failure would page someone twenty times a minute: the first failure
  * notifies, then at most one reminder per REPEAT_MS while it keeps
@@ -14,16 +15,19 @@ export interface FailureState {
   failures: number;
   /** When the last notification for this failure went out. */
   notified: string;
+  /** What is failing (e.g. the names of the failed checks): a different failure notifies at once. */
+  what?: string;
 }
 
 /** A reminder while the failure lasts. */
 export const REPEAT_MS = 60 * 60_000;
 
 /** A failure happened: the new state, and whether to notify. Pure. */
-export function onFailure(state: FailureState | undefined, now: Date, repeatMs = REPEAT_MS): { state: FailureState; notify: boolean } {
-  if (!state) return { state: { since: now.toISOString(), failures: 1, notified: now.toISOString() }, notify: true };
-  const remind = now.getTime() - Date.parse(state.notified) >= repeatMs;
-  return { state: { ...state, failures: state.failures + 1, notified: remind ? now.toISOString() : state.notified }, notify: remind };
+export function onFailure(state: FailureState | undefined, now: Date, what?: string, repeatMs = REPEAT_MS): { state: FailureState; notify: boolean } {
+  const stamp = now.toISOString();
+  if (!state) return { state: { since: stamp, failures: 1, notified: stamp, ...(what ? { what } : {}) }, notify: true };
+  const notify = what !== state.what || now.getTime() - Date.parse(state.notified) >= repeatMs;
+  return { state: { ...state, failures: state.failures + 1, notified: notify ? stamp : state.notified, ...(what ? { what } : {}) }, notify };
 }
 
 /**

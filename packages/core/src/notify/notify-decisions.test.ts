@@ -55,6 +55,12 @@ describe('failure state (archive-push, receive-wal)', () => {
     expect(later).toMatchObject({ notify: true, state: { failures: 3, since: t0.toISOString(), notified: at(61).toISOString() } });
     expect(onFailure(later.state, at(62)).notify).toBe(false);
   });
+
+  it('a different failure (other checks failing) notifies at once', () => {
+    const first = onFailure(undefined, t0, 'wal_level');
+    expect(onFailure(first.state, at(1), 'wal_level').notify).toBe(false);
+    expect(onFailure(first.state, at(1), 'repository writable, wal_level')).toMatchObject({ notify: true, state: { since: t0.toISOString(), what: 'repository writable, wal_level' } });
+  });
 });
 
 describe('retry hook scripts (Barman semantics)', () => {
