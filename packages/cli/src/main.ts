@@ -10,7 +10,7 @@ import { registerRestore } from './commands/restore.js';
 import { registerListServers } from './commands/list-servers.js';
 import { registerDemo } from './commands/demo.js';
 import { registerNotifyTest } from './commands/notify-test.js';
-import { registerArchivePush } from './commands/archive-push.js';
+import { registerArchivePush, registerArchivePushAsync } from './commands/archive-push.js';
 import { registerArchiveGet } from './commands/archive-get.js';
 import { registerSwitchWal } from './commands/switch-wal.js';
 import { registerReplicationStatus } from './commands/replication-status.js';
@@ -24,7 +24,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchiveGet, registerSwitchWal, registerReplicationStatus]) {
+  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchivePushAsync, registerArchiveGet, registerSwitchWal, registerReplicationStatus]) {
     register(program);
   }
   program.commands.forEach((command) => command.exitOverride());

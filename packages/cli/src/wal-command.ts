@@ -11,8 +11,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { Harbor, HarborError, archiveGet, archivePush, createLogger, redact, type LoadedConfig, type PgharborConfig, type ServerConfig } from '@pgharbor/core';
+import { Harbor, HarborError, archiveGet, archivePush, archivePushAsync, asyncArchiveSettings, createLogger, redact, type LoadedConfig, type PgharborConfig, type ServerConfig } from '@pgharbor/core';
 import posixPlugin from '@pgharbor/storage-posix';
+import { archiverStarter } from './archiver-spawn.js';
 
 interface WalArgs {
   config?: string;
@@ -38,6 +39,11 @@ export async function runWalCommand(argv: string[]): Promise<number | undefined>
       const handle = harbor.server(serverName);
       if (args.command === 'archive-push') {
         if (args.operands.length !== 2) return undefined;
+        if (server.archive_async) {
+          const settings = asyncArchiveSettings(harbor, handle);
+          await archivePushAsync(settings, serverName, args.operands[1], archiverStarter(loaded.filepath, serverName, settings.spoolDir));
+          return 0;
+        }
         const results = await archivePush(harbor, handle, args.operands[1]);
         if (args.json) process.stdout.write(JSON.stringify(results) + '\n');
         return 0;

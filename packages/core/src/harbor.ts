@@ -1,3 +1,5 @@
+import os from 'node:os';
+import path from 'node:path';
 import { createHooks, type HarborHooks } from './hooks.js';
 import { Registry } from './registry.js';
 import { createLogger, type Logger } from './log.js';
@@ -115,6 +117,12 @@ export class Harbor {
     for (const plugin of plugins) await harbor.use(plugin);
     harbor.loaded = loaded;
     return harbor;
+  }
+
+  /** Where pgharbor keeps local state (spools, pid files): `state_dir`, default ~/.pgharbor. */
+  stateDir(): string {
+    const { config, dir } = this.config;
+    return config.state_dir ? path.resolve(dir, config.state_dir) : path.join(os.homedir(), '.pgharbor');
   }
 
   get config(): LoadedConfig {

@@ -39,6 +39,8 @@ export * from './archive/wal-archive.js';
 export * from './archive/archive-push.js';
 export * from './archive/archive-get.js';
 export * from './archive/switch-wal.js';
+export * from './archive/archive-async.js';
+export * from './config/archive-schema.js';
 export * from './archive/replication-status.js';
 export * from './restore/resolve-backup.js';
 export * from './check/check-context.js';

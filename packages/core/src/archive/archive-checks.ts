@@ -1,5 +1,7 @@
 import type { CheckContext } from '../check/check-context.js';
+import { readFile } from 'node:fs/promises';
 import { listArchivedWal } from './wal-archive.js';
+import { alarmFile, asyncArchiveSettings } from './archive-async.js';
 
 /**
  * `check` lines for WAL shipping, in the words a Barman user knows:
@@ -34,6 +36,14 @@ export async function archiveChecks(context: CheckContext): Promise<void> {
     }
   });
   if (archiveMode === 'off' && !streaming) return;
+  if (server.config.archive_async) {
+    await context.run('async archive queue', async () => {
+      const alarm = await readFile(alarmFile(asyncArchiveSettings(server.harbor, server).spoolDir), 'utf8').catch(() => undefined);
+      if (!alarm) return { ok: true };
+      const { since, message } = JSON.parse(alarm) as { since: string; message: string };
+      return { ok: false, detail: `${message} (since ${since})`, hint: 'the repositories are slower than the WAL the server writes: raise archive_process_max, check the repository, or raise archive_queue_max' };
+    });
+  }
   for (const repository of await server.repositories()) {
     await context.run(`WAL archive${(await server.repositories()).length > 1 ? ` (${repository.name})` : ''}`, async () => {
       for await (const wal of listArchivedWal(repository.storage, server.name)) {

@@ -1,5 +1,6 @@
 import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
 import { hookScriptProperties } from './hook-script-schema.js';
+import { archiveServerProperties } from './archive-schema.js';
 import { notificationProperties } from './notification-schema.js';
 
 /**
@@ -38,6 +39,7 @@ export const coreServerProperties: Record<string, JsonSchema> = {
   pg_bin_dir: { type: 'string', minLength: 1 },
   repositories: { type: 'array', minItems: 1, items: repositoryEntry },
   ...hookScriptProperties,
+  ...archiveServerProperties,
 };
 
 export function buildConfigSchema(methodServerOptions: Record<string, JsonSchema>, notifiers: Record<string, JsonSchemaObject> = {}): JsonSchemaObject {

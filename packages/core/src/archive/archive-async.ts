@@ -1,0 +1,175 @@
+import { existsSync, readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Harbor } from '../harbor.js';
+import type { ServerHandle } from '../server-handle.js';
+import { HarborError, errorMessage } from '../errors.js';
+import { parseSize } from '../config/archive-schema.js';
+import { isAlive } from '../repository/repository-lock.js';
+import { archivePush } from './archive-push.js';
+import { walFileKind } from './wal-file-name.js';
+
+/**
+ * Asynchronous archiving, in the spirit of pgBackRest's archive-async: a
+ * background archiver reads pg_wal/archive_status/*.ready, pushes segments
+ * ahead of PostgreSQL in parallel and leaves a marker per stored segment in
+ * a local spool; archive-push then only finds (and removes) the marker. A
+ * segment is confirmed only after it is stored in every repository, so
+ * nothing changes for PostgreSQL's guarantees. When more WAL waits than
+ * archive_queue_max, the archiver raises an alarm; it never drops WAL.
+ */
+export interface AsyncArchiveSettings {
+  spoolDir: string;
+  processMax: number;
+  queueMaxBytes?: number;
+  timeoutSeconds: number;
+}
+
+export function asyncArchiveSettings(harbor: Harbor, server: ServerHandle): AsyncArchiveSettings {
+  const config = server.config as { archive_spool_dir?: string; archive_process_max?: number; archive_queue_max?: string; archive_timeout?: number };
+  return {
+    spoolDir: config.archive_spool_dir ? path.resolve(server.configDir, config.archive_spool_dir) : path.join(harbor.stateDir(), server.name, 'archive-spool'),
+    processMax: config.archive_process_max ?? 2,
+    queueMaxBytes: config.archive_queue_max ? parseSize(config.archive_queue_max) : undefined,
+    timeoutSeconds: config.archive_timeout ?? 60,
+  };
+}
+
+const okMarker = (spool: string, name: string) => path.join(spool, 'out', `${name}.ok`);
+const errorMarker = (spool: string, name: string) => path.join(spool, 'out', `${name}.error`);
+const pidFile = (spool: string) => path.join(spool, 'archiver.pid');
+export const alarmFile = (spool: string) => path.join(spool, 'queue-alarm.json');
+
+/** The archive-push side: wait for the archiver's verdict on this segment, starting the archiver when none runs. */
+export async function archivePushAsync(
+  settings: AsyncArchiveSettings,
+  server: string,
+  walPath: string,
+  startArchiver: (pgWalDir: string) => void,
+): Promise<void> {
+  const name = path.basename(walPath);
+  const deadline = Date.now() + settings.timeoutSeconds * 1000;
+  let started = false;
+  for (;;) {
+    try {
+      await fs.unlink(okMarker(settings.spoolDir, name));
+      return; // stored in every repository by the archiver
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    const failure = await fs.readFile(errorMarker(settings.spoolDir, name), 'utf8').catch(() => undefined);
+    if (failure !== undefined) {
+      await fs.rm(errorMarker(settings.spoolDir, name), { force: true });
+      throw new HarborError(`archive-push (async) of ${name} for ${server}: ${failure}`, { hint: 'PostgreSQL retries; the archiver tries again. Check the repositories.' });
+    }
+    if (!started && !archiverRunning(settings.spoolDir)) {
+      startArchiver(path.dirname(path.resolve(walPath)));
+      started = true;
+    }
+    if (Date.now() > deadline) {
+      throw new HarborError(`archive-push (async) of ${name} for ${server}: not confirmed by the archiver within ${settings.timeoutSeconds} s`, {
+        hint: `PostgreSQL retries. Is the archiver running? See ${path.join(settings.spoolDir, 'archiver.log')}`,
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, started ? 20 : 10));
+  }
+}
+
+export function archiverRunning(spoolDir: string): boolean {
+  try {
+    const pid = Number(readFileSync(pidFile(spoolDir), 'utf8'));
+    return pid > 0 && isAlive(pid);
+  } catch {
+    return false;
+  }
+}
+
+/** Create the pid file exclusively: of two archivers started at once, one runs. */
+async function claimArchiver(spoolDir: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fs.writeFile(pidFile(spoolDir), String(process.pid), { mode: 0o600, flag: 'wx' });
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (archiverRunning(spoolDir)) return false;
+      await fs.rm(pidFile(spoolDir), { force: true }); // left by an archiver that died
+    }
+  }
+  return false;
+}
+
+/**
+ * The archiver: runs until no segment has been ready for `idleSeconds`.
+ * One per server and spool (a pid file keeps a second one from starting).
+ */
+export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgWalDir: string, idleSeconds = 30): Promise<void> {
+  const settings = asyncArchiveSettings(harbor, server);
+  await fs.mkdir(path.join(settings.spoolDir, 'out'), { recursive: true, mode: 0o700 });
+  if (!(await claimArchiver(settings.spoolDir))) return;
+  const statusDir = path.join(pgWalDir, 'archive_status');
+  const retryAt = new Map<string, number>();
+  let idleSince = Date.now();
+  let alarmRaised = false;
+  try {
+    while (Date.now() - idleSince < idleSeconds * 1000) {
+      const ready = (await fs.readdir(statusDir).catch(() => []))
+        .filter((f) => f.endsWith('.ready'))
+        .map((f) => f.slice(0, -'.ready'.length))
+        .filter((name) => walFileKind(name))
+        .sort(historyFirst);
+      const pending = ready.filter((name) => !existsSync(okMarker(settings.spoolDir, name)) && (retryAt.get(name) ?? 0) <= Date.now());
+
+      const waitingBytes = ready.length * 16 * 1024 * 1024;
+      if (settings.queueMaxBytes !== undefined && waitingBytes > settings.queueMaxBytes) {
+        if (!alarmRaised) {
+          alarmRaised = true;
+          const message = `${ready.length} WAL files (about ${Math.round(waitingBytes / 1024 ** 2)} MiB) wait for archiving, more than archive_queue_max; nothing is dropped, but pg_wal grows`;
+          harbor.logger.error(`server ${server.name}: ${message}`);
+          await fs.writeFile(alarmFile(settings.spoolDir), JSON.stringify({ since: new Date().toISOString(), message }) + '\n');
+          await harbor.hooks.archive.pushFailed.promise({ server: server.name, walFile: ready[0] }, new HarborError(message)).catch(() => {});
+        }
+      } else if (alarmRaised) {
+        alarmRaised = false;
+        await fs.rm(alarmFile(settings.spoolDir), { force: true });
+      }
+
+      if (pending.length === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      idleSince = Date.now();
+      const batch = pending.slice(0, settings.processMax * 4);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(settings.processMax, batch.length) }, async () => {
+          for (let name = batch[next++]; name; name = batch[next++]) {
+            try {
+              await archivePush(harbor, server, path.join(pgWalDir, name));
+              await writeMarker(okMarker(settings.spoolDir, name), '');
+              retryAt.delete(name);
+            } catch (error) {
+              await writeMarker(errorMarker(settings.spoolDir, name), errorMessage(error));
+              retryAt.set(name, Date.now() + 5000);
+            }
+          }
+        }),
+      );
+    }
+  } finally {
+    await fs.rm(pidFile(settings.spoolDir), { force: true });
+  }
+}
+
+/** PostgreSQL needs a timeline's history file before its segments. */
+function historyFirst(a: string, b: string): number {
+  const ha = a.endsWith('.history') ? 0 : 1;
+  const hb = b.endsWith('.history') ? 0 : 1;
+  return ha - hb || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+async function writeMarker(file: string, content: string): Promise<void> {
+  const temporary = `${file}.tmp`;
+  await fs.writeFile(temporary, content, { mode: 0o600 });
+  await fs.rename(temporary, file);
+}
