@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Harbor } from '../harbor.js';
@@ -87,14 +86,8 @@ export class NotificationDispatcher {
     return this.live;
   }
 
-  /** Directory of the spool and the failure states: `state_dir`, default ~/.pgharbor. */
-  stateDir(): string {
-    const { config, dir } = this.harbor.config;
-    return config.state_dir ? path.resolve(dir, config.state_dir) : path.join(os.homedir(), '.pgharbor');
-  }
-
   get spool(): Spool {
-    return new Spool(path.join(this.stateDir(), 'spool'));
+    return new Spool(path.join(this.harbor.stateDir(), 'spool'));
   }
 
   /** Raise an event: spool it, deliver it to every target that wants it, keep what failed. Never throws. */
@@ -283,7 +276,7 @@ export class NotificationDispatcher {
 
     hooks.archive.pushFailed.tapPromise(TAP, async (e, error) => {
       if (!this.wantsAny(e.server, 'archive.failed', 'archive.recovered')) return;
-      const state = new FailureStateFile(this.stateDir(), e.server, 'archive');
+      const state = new FailureStateFile(this.harbor.stateDir(), e.server, 'archive');
       const next = onFailure(state.read(), new Date());
       state.write(next.state);
       if (next.notify) {
@@ -292,12 +285,12 @@ export class NotificationDispatcher {
     });
     hooks.archive.pushed.tapPromise(TAP, async (e) => {
       if (!this.wantsAny(e.server, 'archive.failed', 'archive.recovered')) return;
-      const ended = new FailureStateFile(this.stateDir(), e.server, 'archive').takeFailure();
+      const ended = new FailureStateFile(this.harbor.stateDir(), e.server, 'archive').takeFailure();
       if (ended) await raise('archive.recovered', { server: e.server, walFile: e.walFile, repository: e.repository, failingSince: ended.since, failures: ended.failures }, 'archive');
     });
     hooks.archive.receiverState.tapPromise(TAP, async (server, receiverState, detail) => {
       if (!this.wantsAny(server, 'receive-wal.stopped')) return;
-      const state = new FailureStateFile(this.stateDir(), server, 'receive-wal');
+      const state = new FailureStateFile(this.harbor.stateDir(), server, 'receive-wal');
       if (receiverState === 'streaming') {
         state.takeFailure();
         return;
@@ -322,7 +315,7 @@ export class NotificationDispatcher {
     // A monitoring system may run check every few minutes: notify a failure when it starts or changes, remind hourly.
     hooks.checked.tapPromise(TAP, async (server, results) => {
       if (!this.wantsAny(server.name, 'check.failed')) return;
-      const state = new FailureStateFile(this.stateDir(), server.name, 'check');
+      const state = new FailureStateFile(this.harbor.stateDir(), server.name, 'check');
       const failed = results.filter((r) => !r.ok);
       if (failed.length === 0) {
         state.takeFailure();

@@ -22,7 +22,7 @@ async function run(configFile: string): Promise<void> {
   const logger = createLogger({ level: 'info', timestamps: true, write: (line) => logFile && appendFileSync(logFile, `${line} [flusher ${process.pid}]\n`) });
   const harbor = await Harbor.load({ configFile, logger });
   const notifications = harbor.notifications;
-  logFile = path.join(notifications.stateDir(), 'notify.log');
+  logFile = path.join(harbor.stateDir(), 'notify.log');
   const release = lockFlusher(notifications.spool.dir);
   if (!release) return; // another flusher is at work
   try {
