@@ -43,9 +43,10 @@ describe('check, switch-wal and replication-status on an archiving server', () =
   });
 
   it('switch-wal without --force on an idle server says no switch was needed', async () => {
-    await ws.run(['switch-wal', 'pg', '--force']);
-    const idle = await ws.run(['switch-wal', 'pg']);
-    expect(idle.stdout).toContain("No switch required for server 'pg'");
+    // An idle server still writes a little WAL now and then (running-xacts records): retry a few times.
+    let said = '';
+    for (let i = 0; i < 4 && !said.includes('No switch required'); i++) said = (await ws.run(['switch-wal', 'pg'])).stdout;
+    expect(said).toContain("No switch required for server 'pg'");
   });
 
   it('a standby restored with --standby streams from the primary and replication-status shows it', async () => {
@@ -81,9 +82,10 @@ describe('check on a server that does not archive', () => {
   });
   afterAll(async () => ws?.cleanup());
 
-  it('says archive_mode is off, with what to set', async () => {
+  it('says archive_mode is off and what point-in-time recovery would need, without failing', async () => {
     const result = await ws.run(['check', 'pg']);
-    expect(result.stdout).toMatch(/archive_mode: FAILED/);
-    expect(result.stdout).toMatch(/HINT: set archive_mode = on and archive_command = 'pgharbor archive-push SERVER %p'/);
+    expect(result.stdout).toMatch(/archive_mode: OK \(off: backups restore on their own, but point-in-time recovery needs archive_mode = on with archive_command = 'pgharbor archive-push SERVER %p'/);
+    expect(result.stdout).not.toMatch(/WAL archive/);
+    expect(result.exitCode).toBe(0);
   });
 });
