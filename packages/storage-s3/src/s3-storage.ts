@@ -2,10 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   PutObjectCommand,
   paginateListObjectsV2,
   type PutObjectCommandInput,
@@ -54,6 +56,8 @@ export class S3Storage implements StorageDriver {
   private readonly partSize: number;
   private readonly queueSize: number;
   private readonly conditional: ConditionalPutSupport;
+  /** Set when the store refused DeleteObjects: deletePrefix then deletes key by key. */
+  private batchDeleteRefused = false;
   /** Server-side encryption and storage class, applied to every object written. */
   private readonly writeParams: Partial<PutObjectCommandInput>;
 
@@ -157,30 +161,25 @@ export class S3Storage implements StorageDriver {
   }
 
   /**
-   * Delete many objects with one request per 1000 keys (S3 DeleteObjects).
-   * Not part of the core contract (yet): see the README.
+   * Everything under a "directory" prefix: its objects, one DeleteObjects
+   * request per 1000 keys, and the multipart uploads a killed writer left
+   * unfinished (invisible, but stored and billed).
    */
-  async deleteMany(keys: string[]): Promise<void> {
-    keys.forEach(assertValidKey);
-    for (let start = 0; start < keys.length; start += DELETE_BATCH) {
-      const batch = keys.slice(start, start + DELETE_BATCH);
-      let errors: { Key?: string; Code?: string; Message?: string }[] | undefined;
-      try {
-        const output = await this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((key) => ({ Key: this.root + key })), Quiet: true } }),
-        );
-        errors = output.Errors?.filter((e) => e.Code !== 'NoSuchKey');
-      } catch (error) {
-        throw s3Error(this.location, `cannot delete ${batch.length} objects`, error);
+  async deletePrefix(prefix: string): Promise<void> {
+    if (!prefix.endsWith('/')) throw new Error(`deletePrefix("${prefix}"): the prefix must name a directory and end with "/"`);
+    assertValidKey(prefix.slice(0, -1));
+    const Prefix = this.root + prefix;
+    try {
+      let batch: string[] = [];
+      for await (const page of paginateListObjectsV2({ client: this.client, pageSize: DELETE_BATCH }, { Bucket: this.bucket, Prefix })) {
+        for (const object of page.Contents ?? []) if (object.Key) batch.push(object.Key);
+        if (batch.length >= DELETE_BATCH) batch = await this.deleteBatch(batch);
       }
-      if (errors?.length) {
-        const first = errors[0];
-        throw s3Error(this.location, `cannot delete ${errors.length} of ${batch.length} objects, e.g. "${first.Key?.slice(this.root.length)}"`, {
-          message: first.Message ?? 'refused',
-          Code: first.Code,
-        });
-      }
+      while (batch.length > 0) batch = await this.deleteBatch(batch);
+    } catch (error) {
+      throw s3Error(this.location, `cannot delete the objects under "${prefix}"`, error);
     }
+    await this.abortUploads(Prefix);
   }
 
   async close(): Promise<void> {
@@ -233,6 +232,55 @@ export class S3Storage implements StorageDriver {
     }
   }
 
+  /** Delete up to DELETE_BATCH of the given S3 keys; returns the keys not yet handled. */
+  private async deleteBatch(keys: string[]): Promise<string[]> {
+    const batch = keys.slice(0, DELETE_BATCH);
+    let output;
+    try {
+      output = this.batchDeleteRefused
+        ? { Errors: [] }
+        : await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+    } catch (error) {
+      // Some S3-compatible stores insist on Content-MD5 (which recent SDKs replaced
+      // by CRC32) or lack DeleteObjects: delete one by one instead.
+      const status = httpStatus(error);
+      if (status !== 400 && status !== 501) throw error;
+      this.batchDeleteRefused = true;
+      output = { Errors: [] };
+    }
+    if (this.batchDeleteRefused) {
+      for (let i = 0; i < batch.length; i += 8) {
+        await Promise.all(batch.slice(i, i + 8).map((Key) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }))));
+      }
+    }
+    const failed = output.Errors?.filter((e) => e.Code !== 'NoSuchKey') ?? [];
+    if (failed.length > 0) {
+      const first = failed[0];
+      throw Object.assign(new Error(`${failed.length} of ${batch.length} objects were not deleted, e.g. "${first.Key?.slice(this.root.length)}": ${first.Message ?? 'refused'}`), {
+        Code: first.Code,
+      });
+    }
+    return keys.slice(DELETE_BATCH);
+  }
+
+  /** Abort unfinished multipart uploads under an S3 prefix; stores that cannot list them (501) are skipped. */
+  private async abortUploads(Prefix: string): Promise<void> {
+    try {
+      let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
+      for (;;) {
+        const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix, ...markers }));
+        for (const upload of page.Uploads ?? []) {
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }));
+        }
+        if (!page.IsTruncated) return;
+        markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+      }
+    } catch (error) {
+      if (httpStatus(error) === 501 || s3Code(error) === 'NotImplemented') return;
+      throw s3Error(this.location, 'cannot abort unfinished uploads', error);
+    }
+  }
+
   /** Does the store refuse to overwrite when told If-None-Match: *? Writes and removes one small object. */
   private async probeConditionalPut(): Promise<boolean> {
     const Key = `${this.root}${PROBE_PREFIX}${randomBytes(8).toString('hex')}`;
@@ -263,7 +311,11 @@ export function createS3Storage(options: S3StorageOptions, context: { logger: Lo
 /** Probe objects live at the repository root under this name for a moment; list() hides them. */
 const PROBE_PREFIX = '.pgharbor-probe-';
 
-/** Count the bytes going through, and note when the body itself fails (as opposed to the upload). */
+/**
+ * Count the bytes going through, and note when the body itself fails. When
+ * the upload gives up first (the store failed), Node tears the streams down
+ * with an AbortError: a consequence, not the body's failure.
+ */
 async function* countBytes(body: Readable, add: (bytes: number) => void, source: { failure: unknown }): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of body) {
@@ -272,7 +324,7 @@ async function* countBytes(body: Readable, add: (bytes: number) => void, source:
       yield bytes;
     }
   } catch (error) {
-    source.failure = error;
+    if ((error as Error | undefined)?.name !== 'AbortError') source.failure = error;
     throw error;
   }
 }

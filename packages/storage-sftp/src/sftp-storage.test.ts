@@ -95,6 +95,20 @@ describe('sftp storage', () => {
     expect(await readdir(driver.root)).toEqual([]);
   });
 
+  it('deletes a prefix with everything in it, temp files of killed writers included', async () => {
+    const driver = track(open());
+    await driver.put('backups/1/manifest.json', 'x');
+    await driver.put('backups/1/sub/bundle', 'y');
+    await driver.put('backups/2/manifest.json', 'z');
+    await writeFile(path.join(driver.root, 'backups/1/.bundle-000002.dat.tmp-0123456789ab'), 'partial');
+    await driver.deletePrefix('backups/1/');
+    expect(await readdir(path.join(driver.root, 'backups'))).toEqual(['2']);
+    await driver.deletePrefix('backups/2/');
+    expect(await readdir(driver.root)).toEqual([]);
+    await driver.deletePrefix('never/existed/');
+    await expect(driver.deletePrefix('backups')).rejects.toThrow(/must name a directory/);
+  });
+
   it('rejects list prefixes that would leave the root', async () => {
     const driver = track(open());
     const list = async (prefix: string) => {

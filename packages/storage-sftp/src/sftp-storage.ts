@@ -142,6 +142,22 @@ export class SftpStorage implements StorageDriver {
       });
   }
 
+  /** rm -rf of the prefix's directory: temp files of killed writers go too. */
+  async deletePrefix(prefix: string): Promise<void> {
+    if (!prefix.endsWith('/')) throw new Error(`deletePrefix("${prefix}"): the prefix must name a directory and end with "/"`);
+    assertValidKey(prefix.slice(0, -1));
+    const dir = this.fileOf(prefix.slice(0, -1));
+    await this.session
+      .run(async (sftp) => {
+        await removeTree(sftp, dir);
+        this.forgetDirectories(dir);
+        await this.removeEmptyParents(sftp, posix.dirname(dir));
+      })
+      .catch((error: unknown) => {
+        throw sftpError(this.location, `cannot delete the objects under "${prefix}"`, error);
+      });
+  }
+
   async close(): Promise<void> {
     await this.session.close();
   }
@@ -317,6 +333,28 @@ export class SftpStorage implements StorageDriver {
 
 export function createSftpStorage(options: SftpStorageOptions, context: { logger: Logger; configDir: string }): SftpStorage {
   return new SftpStorage(options, context);
+}
+
+/** Remove a directory and everything in it; a missing directory is fine. */
+async function removeTree(sftp: SFTPWrapper, dir: string): Promise<void> {
+  let entries;
+  try {
+    entries = await ops.readdir(sftp, dir);
+  } catch (error) {
+    if (isNoSuchFile(error)) return;
+    throw error;
+  }
+  for (const entry of entries) {
+    if (entry.filename === '.' || entry.filename === '..') continue;
+    const child = `${dir}/${entry.filename}`;
+    if (ops.isDirectory(entry.attrs)) await removeTree(sftp, child);
+    else await ops.unlink(sftp, child).catch((error: unknown) => {
+      if (!isNoSuchFile(error)) throw error;
+    });
+  }
+  await ops.rmdir(sftp, dir).catch((error: unknown) => {
+    if (!isNoSuchFile(error)) throw error;
+  });
 }
 
 /** Temp files are `.<name>.tmp-<random>`, next to their final name. */
