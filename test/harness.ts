@@ -16,7 +16,8 @@ export interface CliResult {
 
 /** Run `pgharbor ARGS` in `cwd`; never throws on a non-zero exit. */
 export async function pgharbor(args: string[], options: { cwd?: string; env?: Record<string, string>; asPgUser?: boolean } = {}): Promise<CliResult> {
-  const result = await execa(process.execPath, [CLI, ...args], { cwd: options.cwd, env: options.env, reject: false, stdin: 'ignore', ...(options.asPgUser ? asPgUser() : {}) });
+  const user = options.asPgUser ? asPgUser() : {};
+  const result = await execa(process.execPath, [CLI, ...args], { cwd: options.cwd, reject: false, stdin: 'ignore', ...user, env: { ...options.env, ...user.env } });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 
@@ -32,8 +33,8 @@ function asPgUser(): { uid?: number; gid?: number; env?: Record<string, string> 
 }
 
 /** Start `pgharbor ARGS` and return the running process (for kill tests). */
-export function pgharborProcess(args: string[], options: { cwd?: string } = {}): ResultPromise {
-  return execa(process.execPath, [CLI, ...args], { cwd: options.cwd, reject: false, stdin: 'ignore' });
+export function pgharborProcess(args: string[], options: { cwd?: string; asPgUser?: boolean } = {}): ResultPromise {
+  return execa(process.execPath, [CLI, ...args], { cwd: options.cwd, reject: false, stdin: 'ignore', ...(options.asPgUser ? asPgUser() : {}) });
 }
 
 /** A scratch directory that the PostgreSQL OS user can use too. */

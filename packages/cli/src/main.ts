@@ -13,7 +13,12 @@ import { registerNotifyTest } from './commands/notify-test.js';
 import { registerArchivePush, registerArchivePushAsync } from './commands/archive-push.js';
 import { registerArchiveGet } from './commands/archive-get.js';
 import { registerSwitchWal } from './commands/switch-wal.js';
+import { registerExpire } from './commands/expire.js';
+import { registerKeep } from './commands/keep.js';
+import { registerStatus } from './commands/status.js';
+import { registerCron } from './commands/cron.js';
 import { registerReplicationStatus } from './commands/replication-status.js';
+import { registerReceiveWal } from './commands/receive-wal.js';
 
 export function buildProgram(): Command {
   const program = new Command('pgharbor')
@@ -24,7 +29,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchivePushAsync, registerArchiveGet, registerSwitchWal, registerReplicationStatus]) {
+  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchivePushAsync, registerArchiveGet, registerSwitchWal, registerReplicationStatus, registerExpire, registerKeep, registerStatus, registerCron, registerReceiveWal]) {
     register(program);
   }
   program.commands.forEach((command) => command.exitOverride());

@@ -9,6 +9,8 @@ import { connectPostgres } from './postgres/pg-connect.js';
 import { Repository } from './repository/repository.js';
 import { HarborError } from './errors.js';
 import { pgMajor } from './repository/server-identity.js';
+import { REPOSITORY_CODEC_KEYS, resolveCodecSettings } from './codec/codec-settings.js';
+import { RepositoryCodec } from './codec/repository-codec.js';
 
 /**
  * One configured server: its settings, how to reach it, and its
@@ -61,9 +63,12 @@ export class ServerHandle {
   repositories(): Promise<Repository[]> {
     this.openRepositories ??= Promise.all(
       this.config.repositories.map(async (repo, index) => {
-        const { type, name, ...options } = repo;
+        const { type, name, retention: _retention, ...options } = repo;
+        for (const key of REPOSITORY_CODEC_KEYS) delete options[key];
+        const where = `servers.${this.name}.repositories[${index}]`;
+        const settings = resolveCodecSettings(this.config, repo, where);
         const storage = await this.harbor.storage.get(type).create(options, { logger: this.harbor.logger, configDir: this.configDir });
-        return new Repository(storage, this.name, index + 1, name ?? `repo${index + 1}`);
+        return new Repository(storage, this.name, index + 1, name ?? `repo${index + 1}`, new RepositoryCodec(settings, storage, this.name, this.configDir, where));
       }),
     );
     return this.openRepositories;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError, runBackup, summarize } from '@pgharbor/core';
+import { ConfigError, expire, runBackup, summarize } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 import { createProgress } from '../progress.js';
 import { formatBytes, formatDuration } from '../format.js';
@@ -34,6 +34,12 @@ export function registerBackup(program: Command): void {
             onProgress: (done, total) => progress.update(done, total),
           });
           progress.finish();
+          // retention_policy_mode auto (the default): expire right after a good backup, as pgBackRest does.
+          if (server.config.retention && (server.config.retention_policy_mode ?? 'auto') === 'auto') {
+            for (const item of await expire(harbor, server)) {
+              if (!item.keptBecause) harbor.logger.info(`expired ${item.kind} ${item.subject} from ${item.repository}: ${item.reason}`);
+            }
+          }
           const seconds = (Date.now() - started) / 1000;
           output(options, summarize(manifest), () =>
             [

@@ -9,11 +9,12 @@ export function registerDelete(program: Command): void {
     .argument('<server>', 'server name from the config')
     .argument('<backup>', 'backup id, "latest" or "oldest"')
     .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
+    .option('--force', 'delete even below minimum_redundancy, or a backup whose files others reuse')
     .description('delete a backup (DONE or FAILED) from a repository')
-    .action(async (serverName: string, backupId: string, cmd: { repo?: number }, command: Command) => {
+    .action(async (serverName: string, backupId: string, cmd: { repo?: number; force?: boolean }, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>();
       await withHarbor(options, async (harbor) => {
-        const { manifest, repository } = await deleteBackup(harbor, harbor.server(serverName), backupId, { repo: cmd.repo });
+        const { manifest, repository } = await deleteBackup(harbor, harbor.server(serverName), backupId, { repo: cmd.repo, force: cmd.force });
         output(options, { deleted: manifest.id, repository: repository.name }, () => `Deleted backup ${manifest.id} of ${serverName} from ${repository.name}.`);
       });
     });

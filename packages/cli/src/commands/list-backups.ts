@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { displayStatus, summarize, type BackupSummary, type DisplayStatus, type Repository } from '@pgharbor/core';
+import { displayStatus, retentionDecision, summarize, type BackupSummary, type DisplayStatus, type Repository, type RetentionStatus } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 import { formatBytes, formatTime } from '../format.js';
 import { parseRepo } from '../parse-options.js';
@@ -16,10 +16,11 @@ export function registerListBackups(program: Command): void {
       await withHarbor(options, async (harbor) => {
         const server = harbor.server(serverName);
         const repos: Repository[] = cmd.repo ? [await server.repository(cmd.repo)] : await server.repositories();
-        const rows: (BackupSummary & { status: DisplayStatus; repository: string })[] = [];
+        const rows: (BackupSummary & { status: DisplayStatus; retention: RetentionStatus | undefined; repository: string })[] = [];
         for (const repo of repos) {
+          const decision = await retentionDecision(server, repo);
           for (const manifest of (await repo.listManifests()).reverse()) {
-            rows.push({ ...summarize(manifest), status: displayStatus(manifest), repository: repo.name });
+            rows.push({ ...summarize(manifest), status: displayStatus(manifest), retention: decision.status.get(manifest.id), repository: repo.name });
           }
         }
         output(options, rows, () =>
@@ -29,7 +30,8 @@ export function registerListBackups(program: Command): void {
                 .map((b) => {
                   const where = repos.length > 1 ? ` [${b.repository}]` : '';
                   const size = b.status === 'DONE' ? `Size: ${formatBytes(b.size)} - WAL Size: ${b.walIncluded ? 'in backup' : '0 B'}` : b.status === 'STARTED' ? 'STARTED (in progress)' : `FAILED${b.error ? ` (${b.error.message})` : ''}`;
-                  return `${serverName} ${b.id}${where} - ${formatTime(b.stopTime ?? b.startTime)} - ${size}`;
+                  const retention = b.status === 'DONE' && b.retention ? ` - ${b.retention}` : '';
+                  return `${serverName} ${b.id}${where} - ${formatTime(b.stopTime ?? b.startTime)} - ${size}${retention}`;
                 })
                 .join('\n'),
         );

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { displayStatus, resolveBackup, summarize, type BackupManifest } from '@pgharbor/core';
+import { describePolicy, displayStatus, policyFor, resolveBackup, retentionDecision, summarize, type BackupManifest } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 import { formatBytes, formatDuration } from '../format.js';
 import { parseRepo } from '../parse-options.js';
@@ -21,14 +21,17 @@ export function registerShowBackup(program: Command): void {
         const previous = at > 0 ? ids[at - 1] : undefined;
         const next = at >= 0 && at < ids.length - 1 ? ids[at + 1] : undefined;
         const status = displayStatus(manifest);
-        output(options, { ...summarize(manifest), status, repository: repo.name, previousBackup: previous ?? null, nextBackup: next ?? null }, () =>
-          describe(manifest, status, repo.name, previous, next),
+        const server = harbor.server(serverName);
+        const retention = (await retentionDecision(server, repo)).status.get(manifest.id);
+        const policy = describePolicy(policyFor(server, repo));
+        output(options, { ...summarize(manifest), status, retention, retentionPolicy: policy, repository: repo.name, previousBackup: previous ?? null, nextBackup: next ?? null }, () =>
+          describe(manifest, status, repo.name, previous, next, `${retention ?? '-'} (policy: ${policy})`),
         );
       });
     });
 }
 
-function describe(m: BackupManifest, status: string, repository: string, previous?: string, next?: string): string {
+function describe(m: BackupManifest, status: string, repository: string, previous: string | undefined, next: string | undefined, retention: string): string {
   const seconds = m.stopTime ? (Date.parse(m.stopTime) - Date.parse(m.startTime)) / 1000 : undefined;
   const walFiles = m.files.filter((f) => f.type === 'file' && /^pg_wal\/[0-9A-F]{24}$/.test(f.path));
   const lines = [
@@ -57,6 +60,7 @@ function describe(m: BackupManifest, status: string, repository: string, previou
     `    End LSN              : ${m.stopLsn ?? '-'}`,
     '',
     '  Catalog information:',
+    `    Retention Policy     : ${retention}`,
     `    Previous Backup      : ${previous ?? '- (this is the oldest base backup)'}`,
     `    Next Backup          : ${next ?? '- (this is the latest base backup)'}`,
   ];

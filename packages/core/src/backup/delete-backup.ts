@@ -18,7 +18,13 @@ export async function deleteBackup(
   harbor: Harbor,
   server: ServerHandle,
   backupId: string,
-  options: { repo?: number } = {},
+  options: {
+    repo?: number;
+    /** Delete even when it breaks minimum_redundancy or a backup that reuses its files. */
+    force?: boolean;
+    /** The caller (retention) already holds the backup lock. */
+    locked?: boolean;
+  } = {},
 ): Promise<{ manifest: BackupManifest; repository: Repository }> {
   const repository = await server.repository(options.repo);
   const manifest = await resolveBackup(repository, backupId);
@@ -27,16 +33,17 @@ export async function deleteBackup(
       hint: 'wait for it to end, or stop that process first',
     });
   }
+  if (!options.force && displayStatus(manifest) === 'DONE') await assertSafeToDelete(server, repository, manifest);
   const event: BackupEvent = { server: server.name, backupId: manifest.id, method: manifest.method, repository: repository.location };
   const veto = await harbor.hooks.backup.beforeDelete.promise(event);
   if (typeof veto === 'string') throw new HarborError(`deletion of backup ${manifest.id} of ${server.name} vetoed by a plugin: ${veto}`, { hint: 'see the plugin that refused it' });
   try {
     // The backup lock keeps delete from racing a backup that reuses files.
-    const lock = await acquireLock(repository, 'backup', 'delete');
+    const lock = options.locked ? undefined : await acquireLock(repository, 'backup', 'delete');
     try {
       await repository.deleteBackup(manifest.id);
     } finally {
-      await lock.release();
+      await lock?.release();
     }
   } catch (error) {
     const failure = error instanceof HarborError ? error : new HarborError(`deleting backup ${manifest.id} of ${server.name} failed: ${errorMessage(error)}`, { cause: error });
@@ -45,4 +52,27 @@ export async function deleteBackup(
   }
   await harbor.hooks.backup.deleted.promise(event);
   return { manifest, repository };
+}
+
+/** Refuse a delete that would leave fewer DONE backups than minimum_redundancy, or orphan a backup that reuses files of this one. */
+async function assertSafeToDelete(server: ServerHandle, repository: Repository, manifest: BackupManifest): Promise<void> {
+  const all = await repository.listManifests();
+  const done = all.filter((m) => displayStatus(m) === 'DONE');
+  const minimum = (server.config.minimum_redundancy as number | undefined) ?? 0;
+  if (done.length - 1 < minimum) {
+    throw new HarborError(`deleting backup ${manifest.id} would leave ${done.length - 1} backups of ${server.name}, below minimum_redundancy ${minimum}`, {
+      hint: 'take a new backup first, or pass --force if you really mean it',
+    });
+  }
+  const dependents = all.filter((m) => m.id !== manifest.id && (m.parent === manifest.id || m.files.some((f) => f.reference === manifest.id)));
+  if (dependents.length > 0) {
+    throw new HarborError(`backup ${manifest.id} of ${server.name} holds files that ${dependents.map((m) => m.id).join(', ')} reuse`, {
+      hint: 'delete those first, or pass --force to delete them all',
+    });
+  }
+  if (manifest.keep) {
+    throw new HarborError(`backup ${manifest.id} of ${server.name} is kept (KEEP:${manifest.keep.toUpperCase()})`, {
+      hint: `release it first: pgharbor keep ${server.name} ${manifest.id} --release`,
+    });
+  }
 }

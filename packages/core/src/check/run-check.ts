@@ -5,6 +5,7 @@ import type { CheckContext, CheckResult } from './check-context.js';
 import { queryServerInfo, type ServerInfo } from '../postgres/server-info.js';
 import { displayStatus } from '../repository/backup-status.js';
 import { archiveChecks } from '../archive/archive-checks.js';
+import { retentionChecks } from '../retention/retention-checks.js';
 
 /**
  * `pgharbor check SERVER`: the core's own checks, then every plugin's
@@ -93,6 +94,7 @@ export async function runCheck(harbor: Harbor, server: ServerHandle): Promise<Ch
   }
 
   if (info) await archiveChecks(context);
+  await retentionChecks(context);
   await harbor.hooks.check.promise(context);
   await harbor.hooks.checked.promise(server, results).catch(() => {});
   return results;

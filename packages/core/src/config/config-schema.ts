@@ -1,7 +1,10 @@
 import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
 import { hookScriptProperties } from './hook-script-schema.js';
 import { archiveServerProperties } from './archive-schema.js';
+import { retentionRepositoryProperties, retentionServerProperties } from './retention-schema.js';
+import { streamingServerProperties } from './streaming-schema.js';
 import { notificationProperties } from './notification-schema.js';
+import { codecSchemaProperties } from '../codec/codec-settings.js';
 
 /**
  * The core's part of the config schema. Plugins add theirs: each backup
@@ -11,10 +14,16 @@ import { notificationProperties } from './notification-schema.js';
 /** Schema of a secret reference, for plugins' options too. */
 export const secretRef: JsonSchema = {
   type: 'object',
-  description: 'a secret from the environment ({from_env: VAR}) or a file ({from_file: PATH})',
+  description: 'a secret from the environment ({from_env: VAR}), a file ({from_file: PATH}) or a command ({from_command: [PROGRAM, ARG...]})',
   oneOf: [
     { type: 'object', properties: { from_env: { type: 'string', minLength: 1 } }, required: ['from_env'], additionalProperties: false },
     { type: 'object', properties: { from_file: { type: 'string', minLength: 1 } }, required: ['from_file'], additionalProperties: false },
+    {
+      type: 'object',
+      properties: { from_command: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } } },
+      required: ['from_command'],
+      additionalProperties: false,
+    },
   ],
 };
 
@@ -23,6 +32,9 @@ const repositoryEntry: JsonSchema = {
   properties: {
     type: { type: 'string', minLength: 1 },
     name: { type: 'string', pattern: '^[A-Za-z0-9_.-]+$' },
+    ...retentionRepositoryProperties,
+    // compression, compression_level, encryption: the core's, checked here; the rest is the driver's.
+    ...codecSchemaProperties(secretRef),
   },
   required: ['type'],
   // The driver's own schema checks the remaining keys.
@@ -38,8 +50,13 @@ export const coreServerProperties: Record<string, JsonSchema> = {
   method: { type: 'string', minLength: 1 },
   pg_bin_dir: { type: 'string', minLength: 1 },
   repositories: { type: 'array', minItems: 1, items: repositoryEntry },
+  // Defaults for the server's repositories that do not set their own.
+  compression: codecSchemaProperties(secretRef).compression,
+  compression_level: codecSchemaProperties(secretRef).compression_level,
   ...hookScriptProperties,
   ...archiveServerProperties,
+  ...retentionServerProperties,
+  ...streamingServerProperties,
 };
 
 export function buildConfigSchema(methodServerOptions: Record<string, JsonSchema>, notifiers: Record<string, JsonSchemaObject> = {}): JsonSchemaObject {

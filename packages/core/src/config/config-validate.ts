@@ -10,6 +10,7 @@ import type { StorageFactory } from '../storage/storage-factory.js';
 import type { BackupMethod } from '../backup/backup-method.js';
 import type { NotifierFactory } from '../notifier.js';
 import { notifierSchemas } from './notification-schema.js';
+import { REPOSITORY_CODEC_KEYS, resolveCodecSettings } from '../codec/codec-settings.js';
 
 export interface SchemaSources {
   storage: Registry<StorageFactory>;
@@ -45,6 +46,14 @@ export function validateConfig(raw: unknown, filepath: string, sources: SchemaSo
     merged.repositories = merged.repositories.map((repo, index) =>
       validateRepository(repo, `${where}.repositories[${index}]`, filepath, dir, sources.storage),
     );
+    // Levels depend on the algorithm: checked here, before anything runs.
+    merged.repositories.forEach((repo, index) => {
+      try {
+        resolveCodecSettings(merged, repo, `${where}.repositories[${index}]`);
+      } catch (error) {
+        throw new ConfigError(`${filepath}: ${(error as Error).message}`, (error as ConfigError).hint);
+      }
+    });
     config.servers[name] = merged;
   }
   return { config, filepath, dir };
@@ -61,7 +70,11 @@ function validateRepository(
     throw configError(filepath, `${where}.type`, `"${repo.type}" is not a known storage type`, `allowed: ${storage.types().join(', ')} (or load a storage plugin with "plugins")`);
   }
   const schema = storage.get(repo.type).schema;
-  const { type, name, ...options } = repo;
+  const { type, name, retention, ...rest } = repo;
+  // compression, compression_level, encryption: the core's (checked by the core schema), not the driver's.
+  const codec: Record<string, unknown> = {};
+  const options: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(rest)) ((REPOSITORY_CODEC_KEYS as readonly string[]).includes(key) ? codec : options)[key] = value;
   const withCommon: JsonSchemaObject = { additionalProperties: false, ...schema };
   check(withCommon, options, filepath, where);
   // Paths marked "format: path" are relative to the config file, not the working directory.
@@ -69,7 +82,7 @@ function validateRepository(
     const value = options[key];
     if (prop.format === 'path' && typeof value === 'string' && !path.isAbsolute(value)) options[key] = path.resolve(dir, value);
   }
-  return { type, ...(name === undefined ? {} : { name }), ...options };
+  return { type, ...(name === undefined ? {} : { name }), ...(retention === undefined ? {} : { retention }), ...options, ...codec };
 }
 
 // Created on first use, not at import: the WAL hot path never validates.

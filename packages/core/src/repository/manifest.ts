@@ -86,6 +86,8 @@ export interface BackupManifest {
   process?: ProcessInfo;
   error?: { message: string; hint?: string };
   pgharborVersion: string;
+  /** Kept by `pgharbor keep`: never expired (standalone keeps only the WAL that makes it consistent). */
+  keep?: 'full' | 'standalone';
   /** Name of the PostgreSQL backup_manifest copy stored beside this manifest, when the method provides one. */
   pgBackupManifest?: boolean;
 }

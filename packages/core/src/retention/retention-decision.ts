@@ -1,0 +1,135 @@
+import type { BackupManifest } from '../repository/manifest.js';
+import { displayStatus } from '../repository/backup-status.js';
+import { windowStart, type RetentionPolicy } from './retention-policy.js';
+
+/** What the policy says of a backup, as list-backups and show-backup show it. */
+export type RetentionStatus = 'VALID' | 'OBSOLETE' | 'KEEP:FULL' | 'KEEP:STANDALONE' | 'FAILED' | 'RUNNING';
+
+export interface RetentionDecision {
+  status: Map<string, RetentionStatus>;
+  /** Why each obsolete backup goes, or why a backup the policy alone would drop stays. */
+  reasons: Map<string, string>;
+  /** Backups that must go (OBSOLETE, and FAILED ones older than every retained backup). */
+  expire: string[];
+  /**
+   * WAL before this segment number (the last 16 hex digits of a segment name)
+   * is needed by no retained backup, except the ranges of standalone keeps.
+   */
+  walCutoff?: string;
+  standaloneRanges: { start: string; stop: string }[];
+}
+
+/**
+ * Decide, without touching anything, what a policy keeps. Pure: the clock
+ * comes in as `now`, so the tests can date backups freely.
+ *
+ * - REDUNDANCY n: the n newest DONE backups are VALID.
+ * - RECOVERY WINDOW: every backup that ended inside the window, plus the
+ *   newest one that ended before it (recovery to the window's first moment
+ *   starts from there).
+ * - minimum_redundancy: never fewer DONE backups than this, whatever the policy.
+ * - A kept backup is never obsolete; a retained backup keeps the backups it
+ *   depends on (its parent, and any backup whose files it reuses).
+ */
+export function decideRetention(
+  backups: BackupManifest[],
+  policy: RetentionPolicy | undefined,
+  options: { now: Date; minimumRedundancy?: number },
+): RetentionDecision {
+  const status = new Map<string, RetentionStatus>();
+  const reasons = new Map<string, string>();
+  const sorted = [...backups].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const done = sorted.filter((b) => displayStatus(b) === 'DONE');
+  const byId = new Map(sorted.map((b) => [b.id, b]));
+
+  const retained = new Set<string>();
+  if (!policy) done.forEach((b) => retained.add(b.id));
+  else if (policy.kind === 'redundancy') done.slice(-policy.count).forEach((b) => retained.add(b.id));
+  else {
+    const start = windowStart(policy, options.now).getTime();
+    const endOf = (b: BackupManifest) => Date.parse(b.stopTime ?? b.startTime);
+    const inside = done.filter((b) => endOf(b) >= start);
+    const before = done.filter((b) => endOf(b) < start).at(-1);
+    inside.forEach((b) => retained.add(b.id));
+    if (before) {
+      retained.add(before.id);
+      reasons.set(before.id, 'the newest backup before the recovery window starts: recovery to the window start begins here');
+    }
+  }
+
+  // minimum_redundancy: take back the newest obsolete ones until there are enough.
+  const minimum = options.minimumRedundancy ?? 0;
+  for (const b of [...done].reverse()) {
+    if (retained.size >= minimum) break;
+    if (!retained.has(b.id)) {
+      retained.add(b.id);
+      reasons.set(b.id, `kept for minimum_redundancy ${minimum}`);
+    }
+  }
+
+  for (const b of done) {
+    if (b.keep) {
+      status.set(b.id, b.keep === 'standalone' ? 'KEEP:STANDALONE' : 'KEEP:FULL');
+      retained.add(b.id);
+    }
+  }
+
+  // Dependencies: a retained backup keeps whatever it reuses files from, transitively.
+  const queue = [...retained];
+  while (queue.length) {
+    const b = byId.get(queue.pop()!);
+    if (!b) continue;
+    const needs = new Set<string>();
+    if (b.parent) needs.add(b.parent);
+    for (const f of b.files) if (f.reference && f.reference !== b.id) needs.add(f.reference);
+    for (const id of needs) {
+      if (!retained.has(id) && byId.has(id)) {
+        retained.add(id);
+        reasons.set(id, `needed by retained backup ${b.id}`);
+        queue.push(id);
+      }
+    }
+  }
+
+  const oldestRetained = done.find((b) => retained.has(b.id) && b.keep !== 'standalone');
+  for (const b of sorted) {
+    const shown = displayStatus(b);
+    if (status.has(b.id)) continue;
+    if (shown === 'STARTED') status.set(b.id, 'RUNNING');
+    else if (shown === 'FAILED') status.set(b.id, 'FAILED');
+    else status.set(b.id, retained.has(b.id) ? 'VALID' : 'OBSOLETE');
+  }
+
+  const expire: string[] = [];
+  for (const b of sorted) {
+    const s = status.get(b.id);
+    if (s === 'OBSOLETE') {
+      expire.push(b.id);
+      reasons.set(b.id, policy?.kind === 'redundancy' ? `more than ${policy.count} newer backups (REDUNDANCY ${policy.count})` : 'ended before the recovery window, and a newer backup covers the window start');
+    } else if (s === 'FAILED' && oldestRetained && b.id < oldestRetained.id) {
+      expire.push(b.id);
+      reasons.set(b.id, `FAILED, and older than the oldest retained backup ${oldestRetained.id}`);
+    }
+  }
+
+  const segmentOf = (wal: string | undefined) => wal?.slice(8);
+  return {
+    status,
+    reasons,
+    expire,
+    walCutoff: oldestRetained ? segmentOf(oldestRetained.startWal) : undefined,
+    standaloneRanges: done.filter((b) => b.keep === 'standalone' && b.startWal && b.stopWal).map((b) => ({ start: b.startWal!.slice(8), stop: b.stopWal!.slice(8) })),
+  };
+}
+
+/**
+ * Whether an archived WAL file may go: older than every retained backup's
+ * start, and outside every standalone keep's own range. History files stay
+ * (a few bytes each, and recovery needs every timeline's history).
+ */
+export function walExpires(name: string, decision: RetentionDecision): boolean {
+  if (!decision.walCutoff || name.endsWith('.history')) return false;
+  const segment = name.slice(8, 24);
+  if (segment >= decision.walCutoff) return false;
+  return !decision.standaloneRanges.some((r) => segment >= r.start && segment <= r.stop);
+}
