@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHooks, type HarborHooks } from './hooks.js';
@@ -14,6 +15,7 @@ import { ServerHandle } from './server-handle.js';
 import { ConfigError } from './errors.js';
 import { NotificationDispatcher } from './notify/dispatcher.js';
 import { tapHookScripts } from './notify/hook-scripts.js';
+import { tapReceiveWalChecks } from './archive/receive-wal-checks.js';
 
 /**
  * Our own plugins, loaded by package name exactly like a user's, but only
@@ -38,6 +40,15 @@ export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
   { module: '@pgharbor/notify-command', notifiers: ['command'] },
   { module: '@pgharbor/notify-email', notifiers: ['email'] },
 ];
+
+function writableDir(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Which built-ins a raw (not yet validated) config needs. */
 function neededBuiltins(raw: unknown, builtins: readonly BuiltinPlugin[]): BuiltinPlugin[] {
@@ -74,6 +85,7 @@ export class Harbor {
   constructor(options: { logger?: Logger } = {}) {
     this.logger = options.logger ?? createLogger();
     tapHookScripts(this);
+    tapReceiveWalChecks(this);
     this.notifications = new NotificationDispatcher(this);
   }
 
@@ -119,10 +131,11 @@ export class Harbor {
     return harbor;
   }
 
-  /** Where pgharbor keeps local state (spools, pid files): `state_dir`, default ~/.pgharbor. */
+  /** Where pgharbor keeps local state (spools, pid files): `state_dir`, else /var/lib/pgharbor when writable, else ~/.pgharbor. */
   stateDir(): string {
     const { config, dir } = this.config;
-    return config.state_dir ? path.resolve(dir, config.state_dir) : path.join(os.homedir(), '.pgharbor');
+    if (config.state_dir) return path.resolve(dir, config.state_dir);
+    return writableDir('/var/lib/pgharbor') ? '/var/lib/pgharbor' : path.join(os.homedir(), '.pgharbor');
   }
 
   get config(): LoadedConfig {

@@ -60,7 +60,12 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
   return done;
 }
 
-async function checkSegmentIdentity(repository: Repository, name: string, systemIdentifier: string, pgMajor: number | undefined): Promise<void> {
+/**
+ * The systemid coherence check of every push: the segment's header must name
+ * the cluster the repository holds (the first segment of a new repository
+ * records it). receive-wal runs it on what it streams too.
+ */
+export async function checkSegmentIdentity(repository: Repository, name: string, systemIdentifier: string, pgMajor: number | undefined): Promise<void> {
   const identity = await repository.readIdentity();
   if (!identity) {
     // First contact through the archive: remember whose WAL this is.

@@ -1,0 +1,143 @@
+import { readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Harbor } from '../harbor.js';
+import type { ServerHandle } from '../server-handle.js';
+import type { ReceiverState } from '../hooks.js';
+import type { StreamingServerOptions } from '../config/streaming-schema.js';
+import { HarborError } from '../errors.js';
+import { isAlive } from '../repository/repository-lock.js';
+
+/** What receive-wal needs from the config, with defaults applied. */
+export interface StreamingSettings {
+  enabled: boolean;
+  slot: string;
+  synchronous: boolean;
+  createSlot: 'auto' | 'manual';
+  /** Where pg_receivewal writes (the spool). */
+  spoolDir: string;
+  /** <state_dir>/<server>: pid and status files. */
+  stateDir: string;
+}
+
+export function streamingSettings(harbor: Harbor, server: ServerHandle): StreamingSettings {
+  const config = server.config as StreamingServerOptions;
+  const stateDir = path.join(harbor.stateDir(), server.name);
+  return {
+    enabled: config.streaming_archiver ?? false,
+    slot: config.slot ?? 'pgharbor',
+    synchronous: config.synchronous_streaming ?? false,
+    createSlot: config.create_slot ?? 'auto',
+    spoolDir: config.wal_spool_dir ? path.resolve(server.configDir, config.wal_spool_dir) : path.join(stateDir, 'streaming'),
+    stateDir,
+  };
+}
+
+/**
+ * The receiver's status, written by the running receive-wal on every
+ * change and kept after it stops: `check`, `--stop` and `--reset` read it,
+ * and the next start continues from `lastSegment`.
+ */
+export interface ReceiverStatus {
+  /** The receive-wal process (the supervisor). */
+  pid: number;
+  /** pg_receivewal, while it runs. */
+  receiverPid?: number;
+  state: ReceiverState;
+  detail?: string;
+  /** When `state` began. */
+  since: string;
+  updatedAt: string;
+  startedAt: string;
+  spoolDir: string;
+  slot: string;
+  synchronous: boolean;
+  timeline?: number;
+  /** Where the current pg_receivewal started streaming. */
+  startLsn?: string;
+  /** The last completed segment stored in every repository. */
+  lastSegment?: string;
+  /** The .partial last stored, and when. */
+  lastPartial?: { name: string; pushedAt: string };
+  /** .partial names this spool has stored since the last reset (their repository copies are ours to replace). */
+  ownPartials?: string[];
+  /** The last reset, automatic or by --reset. */
+  lastReset?: { at: string; reason: string; movedTo?: string; actions: string[] };
+}
+
+const pidFile = (stateDir: string) => path.join(stateDir, 'receive-wal.pid');
+const statusFile = (stateDir: string) => path.join(stateDir, 'receive-wal.json');
+
+export function readReceiverStatus(stateDir: string): ReceiverStatus | undefined {
+  try {
+    return JSON.parse(readFileSync(statusFile(stateDir), 'utf8')) as ReceiverStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeReceiverStatus(stateDir: string, status: ReceiverStatus): Promise<void> {
+  const file = statusFile(stateDir);
+  const temporary = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(temporary, JSON.stringify({ ...status, updatedAt: new Date().toISOString() }, null, 2) + '\n', { mode: 0o600 });
+  await fs.rename(temporary, file);
+}
+
+/** Whether `pid` is a live process whose command line mentions every word (guards against a recycled pid). */
+export function processRunning(pid: number | undefined, ...words: string[]): boolean {
+  if (!pid || pid <= 0 || !isAlive(pid)) return false;
+  try {
+    const commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return words.every((word) => commandLine.includes(word));
+  } catch {
+    return true; // no /proc: trust the signal test
+  }
+}
+
+/** The pid of the running receive-wal of this server, if one runs. */
+export function runningReceiver(stateDir: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile(stateDir), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+  return processRunning(pid, 'receive-wal') ? pid : undefined;
+}
+
+/** Claim the server's pid file: one receive-wal per server. Returns the release function. */
+export async function claimReceiver(stateDir: string, server: string): Promise<() => Promise<void>> {
+  await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const file = pidFile(stateDir);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await fs.writeFile(file, `${process.pid}\n`, { mode: 0o600, flag: 'wx' });
+      return async () => {
+        const owner = await fs.readFile(file, 'utf8').catch(() => '');
+        if (Number(owner.trim()) === process.pid) await fs.rm(file, { force: true });
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
+      const other = runningReceiver(stateDir);
+      if (other) {
+        throw new HarborError(`receive-wal for server ${server} is already running (pid ${other})`, {
+          hint: `stop it first with: pgharbor receive-wal --stop ${server}`,
+        });
+      }
+      await fs.rm(file, { force: true }); // left by a receive-wal that died
+    }
+  }
+}
+
+/** The in-memory status of a receiver (running, or being reset) and its file. */
+export class StatusStore {
+  constructor(
+    readonly stateDir: string,
+    readonly status: ReceiverStatus,
+  ) {}
+
+  async save(): Promise<void> {
+    await fs.mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+    await writeReceiverStatus(this.stateDir, this.status);
+  }
+}
