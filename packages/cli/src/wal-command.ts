@@ -107,7 +107,8 @@ function isLeanServer(server: ServerConfig, configDir: string): boolean {
   if (!Array.isArray(server.repositories) || server.repositories.length === 0) return false;
   for (const repo of server.repositories) {
     if (repo.type !== 'posix' || typeof repo.path !== 'string') return false;
-    if (Object.keys(repo).some((key) => !['type', 'name', 'path'].includes(key))) return false;
+    // compression and encryption work here too: their libraries load only when a file needs them.
+    if (Object.keys(repo).some((key) => !['type', 'name', 'path', 'compression', 'compression_level', 'encryption'].includes(key))) return false;
     repo.path = path.resolve(configDir, repo.path);
   }
   return true;

@@ -24,7 +24,7 @@ export async function archiveGet(harbor: Harbor, server: ServerHandle, name: str
   for (const candidate of candidates) {
     for (const repository of await server.repositories()) {
       try {
-        const opened = await openArchivedWal(repository.storage, server.name, candidate);
+        const opened = await openArchivedWal(repository.storage, server.name, candidate, repository.codec);
         if (!opened) continue;
         await writeVerified(opened.stream, destination, opened.wal.sha256, candidate);
         await harbor.hooks.archive.fetched.promise({ server: server.name, walFile: candidate, repository: repository.location });

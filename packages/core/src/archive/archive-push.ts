@@ -46,7 +46,7 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
   const results = await Promise.allSettled(
     repositories.map(async (repository): Promise<PushResult> => {
       if (header) await checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor);
-      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, content) };
+      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, content, repository.codec) };
     }),
   );
   const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ repository: repositories[index], error: result.reason as Error }] : []));

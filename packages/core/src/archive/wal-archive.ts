@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { StorageDriver } from '../storage/storage-driver.js';
 import { walFileKind } from './wal-file-name.js';
+import { RepositoryCodec } from '../codec/repository-codec.js';
+import { encodeBuffer } from '../codec/stream-codec.js';
 
 /**
  * Where WAL lives in a repository, per server:
@@ -13,30 +15,49 @@ import { walFileKind } from './wal-file-name.js';
  * The checksum in the name lets archive-push tell "same file again" (fine)
  * from "different content under the same name" (refused) with one listing,
  * and archive-get verify what it serves without a second object.
+ *
+ * Compressed and encrypted objects carry suffixes after the checksum:
+ * `<name>-<sha256>.zst`, `.lz4`, `.gz`, then `.enc` when encrypted
+ * (`<name>-<sha256>.zst.enc`); the checksum is always of the original
+ * bytes. Readers accept every variant, so a change of settings never
+ * strands what was archived before.
  */
 export function walDirectory(server: string, name: string): string {
   return walFileKind(name) === 'history' ? `${server}/wal/history/` : `${server}/wal/${name.slice(0, 16)}/`;
 }
 
-export function walKey(server: string, name: string, sha256?: string): string {
-  return `${walDirectory(server, name)}${name}${sha256 ? `-${sha256}` : ''}`;
+export function walKey(server: string, name: string, sha256?: string, suffix = ''): string {
+  return `${walDirectory(server, name)}${name}${sha256 ? `-${sha256}` : ''}${suffix}`;
 }
 
 export interface ArchivedWal {
   key: string;
   name: string;
   sha256?: string;
+  /** Stored size (compressed/encrypted). */
   size: number;
+  /** none, gzip, lz4 or zstd (from the suffix). */
+  compression?: string;
+  /** none or aes-256-gcm (from the suffix). */
+  encryption?: string;
+}
+
+const SUFFIX_COMPRESSION: Record<string, string> = { '.gz': 'gzip', '.lz4': 'lz4', '.zst': 'zstd' };
+/** What follows the name: `-<sha256>`, a compression suffix, `.enc`: each optional. */
+const STORED_SUFFIX = /(?:-([0-9a-f]{64}))?(\.gz|\.lz4|\.zst)?(\.enc)?$/;
+
+function describeStored(key: string, name: string, size: number, match: RegExpExecArray): ArchivedWal {
+  return { key, name, sha256: match[1], size, compression: match[2] ? SUFFIX_COMPRESSION[match[2]] : 'none', encryption: match[3] ? 'aes-256-gcm' : 'none' };
 }
 
 /** The stored copies of `name` (normally zero or one). */
 export async function findArchivedWal(storage: StorageDriver, server: string, name: string): Promise<ArchivedWal[]> {
   const found: ArchivedWal[] = [];
   const prefix = walKey(server, name);
+  const exact = new RegExp(`^${STORED_SUFFIX.source}`);
   for await (const object of storage.list(prefix)) {
-    const rest = object.key.slice(prefix.length);
-    if (rest === '') found.push({ key: object.key, name, size: object.size });
-    else if (/^-[0-9a-f]{64}$/.test(rest)) found.push({ key: object.key, name, sha256: rest.slice(1), size: object.size });
+    const match = exact.exec(object.key.slice(prefix.length));
+    if (match) found.push(describeStored(object.key, name, object.size, match));
   }
   return found;
 }
@@ -46,9 +67,9 @@ export async function* listArchivedWal(storage: StorageDriver, server: string): 
   const prefix = `${server}/wal/`;
   for await (const object of storage.list(prefix)) {
     const base = object.key.slice(object.key.lastIndexOf('/') + 1);
-    const match = /^(.*?)(?:-([0-9a-f]{64}))?$/.exec(base)!;
+    const match = new RegExp(`^(.*?)${STORED_SUFFIX.source}`).exec(base)!;
     if (!walFileKind(match[1])) continue;
-    yield { key: object.key, name: match[1], sha256: match[2], size: object.size };
+    yield describeStored(object.key, match[1], object.size, match.slice(1) as unknown as RegExpExecArray);
   }
 }
 
@@ -73,9 +94,14 @@ export class WalConflictError extends Error {
  * different content under the same name is refused and overwrites nothing.
  * `.partial` files are replaced, since a receiver rewrites them as they grow.
  */
-export async function pushWal(storage: StorageDriver, server: string, name: string, content: Buffer): Promise<PushOutcome> {
+export async function pushWal(storage: StorageDriver, server: string, name: string, content: Buffer, codec?: RepositoryCodec): Promise<PushOutcome> {
+  const key = await codec?.prepareWrite(); // an encrypted repository refuses plaintext; a wrong key fails here
+  const suffix = codec?.walSuffix ?? '';
+  const encode = async () => (codec ? encodeBuffer(content, codec.compression, codec.settings.level, key?.key) : content);
   if (walFileKind(name) === 'partial') {
-    await storage.put(walKey(server, name), content);
+    await storage.put(walKey(server, name, undefined, suffix), await encode());
+    // A change of settings leaves the previous variant: only the newest copy may stay.
+    for (const other of await findArchivedWal(storage, server, name)) if (other.key !== walKey(server, name, undefined, suffix)) await storage.delete(other.key);
     return 'stored';
   }
   const sha256 = sha256Hex(content);
@@ -83,7 +109,7 @@ export async function pushWal(storage: StorageDriver, server: string, name: stri
   if (existing.some((w) => w.sha256 === sha256)) return 'already-archived';
   if (existing.length > 0) throw new WalConflictError(name, storage.location);
   try {
-    await storage.put(walKey(server, name, sha256), content, { ifNotExists: true });
+    await storage.put(walKey(server, name, sha256, suffix), await encode(), { ifNotExists: true });
   } catch (error) {
     if ((error as Error).name === 'StorageConflictError') return 'already-archived'; // a concurrent push of the same bytes
     throw error;
@@ -91,17 +117,34 @@ export async function pushWal(storage: StorageDriver, server: string, name: stri
   // Two pushes of different content can race past the check above: the loser removes its copy.
   const after = await findArchivedWal(storage, server, name);
   if (after.length > 1 && after.some((w) => w.sha256 && w.sha256 < sha256)) {
-    await storage.delete(walKey(server, name, sha256));
+    await storage.delete(walKey(server, name, sha256, suffix));
     throw new WalConflictError(name, storage.location);
   }
   return 'stored';
 }
 
-/** Open a stored WAL file for reading, preferring a complete copy over a .partial one. */
-export async function openArchivedWal(storage: StorageDriver, server: string, name: string): Promise<{ stream: Readable; wal: ArchivedWal } | undefined> {
+/**
+ * Open a stored WAL file for reading, preferring a complete copy over a
+ * .partial one. The stream yields the original bytes: decompressed, and
+ * decrypted with the codec's key (a stored object that is encrypted needs
+ * a codec with encryption settings).
+ */
+export async function openArchivedWal(
+  storage: StorageDriver,
+  server: string,
+  name: string,
+  codec?: RepositoryCodec,
+): Promise<{ stream: AsyncIterable<Buffer>; wal: ArchivedWal } | undefined> {
   const [wal] = (await findArchivedWal(storage, server, name)).filter((w) => w.sha256 || walFileKind(name) === 'partial');
   if (!wal) return undefined;
-  return { stream: await storage.get(wal.key), wal };
+  const stored: Readable = await storage.get(wal.key);
+  if ((wal.compression ?? 'none') === 'none' && (wal.encryption ?? 'none') === 'none') return { stream: stored, wal };
+  try {
+    return { stream: await (codec ?? RepositoryCodec.identity(storage, server)).decoder(stored, wal), wal };
+  } catch (error) {
+    stored.destroy();
+    throw error;
+  }
 }
 
 /** Whether any WAL of the server is archived (then a restore recovers through restore_command). */

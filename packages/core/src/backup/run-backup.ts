@@ -55,6 +55,7 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
     await client.end().catch(() => {});
   }
   await repository.checkIdentity(info.systemIdentifier, info.versionNum);
+  await repository.codec.prepareWrite(); // a wrong or missing encryption key fails here, before anything is stored
 
   const lock = await acquireLock(repository, 'backup', 'backup');
   try {

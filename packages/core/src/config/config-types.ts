@@ -1,8 +1,8 @@
 import type { PluginSpec } from '../plugin.js';
 import type { NotificationTargetConfig } from '../notify/notification-target.js';
 
-/** A secret is never written in the config itself: it comes from the environment or a file. */
-export type SecretRef = { from_env: string } | { from_file: string };
+/** A secret is never written in the config itself: it comes from the environment, a file, or the output of a command (argv, no shell). */
+export type SecretRef = { from_env: string } | { from_file: string } | { from_command: string[] };
 
 export interface RepositoryConfig {
   /** Storage driver type: "posix", or whatever a plugin registers. */

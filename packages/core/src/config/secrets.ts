@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, errorMessage } from '../errors.js';
@@ -17,6 +18,18 @@ export function resolveSecret(ref: SecretRef, what: string, configDir: string): 
       throw new ConfigError(`${what}: environment variable ${ref.from_env} is not set`, `export ${ref.from_env} before running pgharbor`);
     }
     value = found;
+  } else if ('from_command' in ref) {
+    // argv, no shell: the secret is the program's standard output (one trailing newline dropped).
+    const [program, ...args] = ref.from_command;
+    try {
+      value = execFileSync(program, args, { cwd: configDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, maxBuffer: 1024 * 1024 }).replace(/\r?\n$/, '');
+    } catch (error) {
+      const status = (error as { status?: number }).status;
+      throw new ConfigError(
+        `${what}: the command ${program} ${typeof status !== 'number' ? `could not run (${errorMessage(error).split('\n')[0]})` : `exited with status ${status}`}`,
+        'run the command by hand to see what it needs (its output is the secret, so it is never shown here)',
+      );
+    }
   } else {
     const file = path.resolve(configDir, ref.from_file);
     try {

@@ -10,6 +10,9 @@ export interface StoredFile {
   bundle?: number;
   offset?: number;
   storedSize: number;
+  /** How the bytes are stored (absent: as they are). */
+  compression?: string;
+  encryption?: string;
 }
 
 interface OpenBundle {
@@ -41,6 +44,8 @@ export class BundleWriter {
 
   /** Stream one file into the current bundle, hashing it on the way. */
   async writeFile(source: AsyncIterable<Buffer> | Buffer[]): Promise<StoredFile> {
+    if (!this.repository.codec.isIdentity) return this.writeEncoded(source);
+    await this.repository.codec.prepareWrite(); // refuses plaintext in an encrypted repository (checked once)
     const hash = createHash('sha256');
     let bundle: OpenBundle | undefined;
     let offset = 0;
@@ -61,6 +66,47 @@ export class BundleWriter {
       stored.bundle = bundle.id;
       stored.offset = offset;
       if (bundle.size >= this.targetSize) await this.closeCurrent();
+    }
+    return stored;
+  }
+
+  /**
+   * Compressed and/or encrypted: the file becomes one self-contained run
+   * of frames (docs/encryption.md) at `offset`, `storedSize` bytes long, so
+   * a ranged read of the bundle still yields exactly one file.
+   */
+  private async writeEncoded(source: AsyncIterable<Buffer> | Buffer[]): Promise<StoredFile> {
+    const codec = this.repository.codec;
+    const hash = createHash('sha256');
+    let bundle: OpenBundle | undefined;
+    let offset = 0;
+    let size = 0;
+    let storedSize = 0;
+    const emit = async (bytes: Buffer) => {
+      if (bytes.length === 0) return;
+      if (!bundle) {
+        bundle = this.open();
+        offset = bundle.size;
+      }
+      bundle.size += bytes.length;
+      storedSize += bytes.length;
+      await this.write(bundle, bytes);
+    };
+    let encoder: Awaited<ReturnType<typeof codec.encoder>>;
+    for await (const chunk of source) {
+      if (chunk.length === 0) continue;
+      encoder ??= await codec.encoder(emit);
+      hash.update(chunk);
+      size += chunk.length;
+      await encoder!.push(chunk);
+    }
+    await encoder?.end();
+    // Empty files store nothing, so there is nothing to decode either.
+    const stored: StoredFile = { size, sha256: hash.digest('hex'), storedSize, compression: size ? codec.compression : 'none', encryption: size ? codec.encryption : 'none' };
+    if (bundle) {
+      stored.bundle = (bundle as OpenBundle).id;
+      stored.offset = offset;
+      if ((bundle as OpenBundle).size >= this.targetSize) await this.closeCurrent();
     }
     return stored;
   }

@@ -3,6 +3,7 @@ import type { StorageDriver } from '../storage/storage-driver.js';
 import { getJson, putJson } from '../storage/storage-io.js';
 import { pgMajor, type ServerIdentity } from './server-identity.js';
 import { compareBackupIds, type BackupManifest } from './manifest.js';
+import { RepositoryCodec } from '../codec/repository-codec.js';
 
 /**
  * One server's part of one repository. The layout (relative to the
@@ -15,13 +16,19 @@ import { compareBackupIds, type BackupManifest } from './manifest.js';
  *   <server>/wal/<timeline+log>/<segment>       archived WAL (see the archive commands)
  */
 export class Repository {
+  /** How bytes are stored here: compression and encryption (docs/encryption.md). */
+  readonly codec: RepositoryCodec;
+
   constructor(
     readonly storage: StorageDriver,
     readonly server: string,
     /** 1-based position in the server's repositories list. */
     readonly index: number,
     readonly name: string,
-  ) {}
+    codec?: RepositoryCodec,
+  ) {
+    this.codec = codec ?? RepositoryCodec.identity(storage, server);
+  }
 
   get location(): string {
     return this.storage.location;

@@ -14,6 +14,7 @@ import { prepareDestination, handOverOwnership, fsyncDirectories } from './resto
 import { assertTargetReachable, hasTarget, pickBackupForTarget, validateRecoveryTarget, type RecoveryTarget } from './recovery-target.js';
 import { writeRecoveryConfig, type RecoveryConfigResult } from './recovery-config.js';
 import { hasArchivedWal } from '../archive/wal-archive.js';
+import { checkBackupReadable, decodeFile } from '../codec/backup-codec.js';
 
 export interface RestoreOptions {
   backupId: string;
@@ -67,6 +68,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
   const event: RecoveryEvent = { server: server.name, backupId: backup.id, destination, repository: repository.location };
 
   const tablespaceDirs = mapTablespaces(backup, options.tablespaceMap ?? {});
+  await checkBackupReadable(repository, backup); // a wrong encryption key fails before anything is written
   const veto = await harbor.hooks.recovery.before.promise(event);
   if (typeof veto === 'string') throw new HarborError(`restore of ${backup.id} vetoed by a plugin: ${veto}`);
   await prepareDestination(destination, [...tablespaceDirs.values()]);
@@ -228,7 +230,7 @@ async function restoreBundle(
     let position = first;
     for (const file of group.files) {
       if (file.offset! > position) await reader.skip(file.offset! - position);
-      await writeFile(targetOf(file), file, reader.take(file.storedSize ?? file.size));
+      await writeFile(targetOf(file), file, decodeFile(repository, file, reader.take(file.storedSize ?? file.size)));
       position = file.offset! + (file.storedSize ?? file.size);
       onFile(file);
     }

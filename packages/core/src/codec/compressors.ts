@@ -1,0 +1,60 @@
+import { createRequire } from 'node:module';
+import { HarborError, errorMessage } from '../errors.js';
+import type { CompressionAlgorithm } from './codec-settings.js';
+
+/**
+ * The compression libraries, loaded on first use only (the WAL hot path
+ * of an uncompressed repository never loads them):
+ *
+ * - gzip: Node's zlib (each block one gzip member; `gunzip` reads the
+ *   concatenation).
+ * - lz4: `lz4-napi` (lz4_flex, prebuilt N-API binaries in the npm
+ *   registry): LZ4 frames, readable by the `lz4` command-line tool.
+ * - zstd: `@mongodb-js/zstd` 1.x (libzstd via napi-rs, prebuilt binaries
+ *   in the npm registry): zstd frames, readable by the `zstd` tool. Its
+ *   index.js drops the level argument, so the napi binding is called
+ *   directly (version pinned).
+ *
+ * All three run on libuv's thread pool (async N-API tasks / zlib's async
+ * API), so several blocks compress in parallel while the main thread
+ * hashes and writes: no worker threads needed.
+ */
+export interface BlockCompressor {
+  readonly algorithm: Exclude<CompressionAlgorithm, 'none'>;
+  compress(block: Buffer, level: number | undefined): Promise<Buffer>;
+  /** Decompress one complete frame (lz4, zstd) or gzip member(s). */
+  decompress(frame: Buffer): Promise<Buffer>;
+}
+
+const loaded = new Map<string, Promise<BlockCompressor>>();
+const require = createRequire(import.meta.url);
+
+export function loadCompressor(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<BlockCompressor> {
+  let compressor = loaded.get(algorithm);
+  if (!compressor) {
+    compressor = load(algorithm).catch((error) => {
+      loaded.delete(algorithm);
+      throw new HarborError(`cannot load the ${algorithm} library: ${errorMessage(error)}`, {
+        hint: `reinstall pgharbor's dependencies (npm ci); ${algorithm === 'lz4' ? 'lz4-napi' : '@mongodb-js/zstd'} ships prebuilt binaries for linux x64/arm64, macOS and Windows`,
+      });
+    });
+    loaded.set(algorithm, compressor);
+  }
+  return compressor;
+}
+
+async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<BlockCompressor> {
+  if (algorithm === 'gzip') {
+    const zlib = await import('node:zlib');
+    const { promisify } = await import('node:util');
+    const gzip = promisify(zlib.gzip);
+    const gunzip = promisify(zlib.gunzip);
+    return { algorithm, compress: (block, level) => gzip(block, { level: level ?? 6 }), decompress: (frame) => gunzip(frame) };
+  }
+  if (algorithm === 'lz4') {
+    const lz4 = require('lz4-napi') as typeof import('lz4-napi');
+    return { algorithm, compress: (block) => lz4.compressFrame(block), decompress: (frame) => lz4.decompressFrame(frame) };
+  }
+  const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };
+  return { algorithm, compress: (block, level) => zstd.compress(block, level ?? 3), decompress: (frame) => zstd.decompress(frame) };
+}

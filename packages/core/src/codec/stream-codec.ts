@@ -1,0 +1,136 @@
+import { once } from 'node:events';
+import type { BlockCompressor } from './compressors.js';
+import { loadCompressor } from './compressors.js';
+import { Sealer, Unsealer } from './cipher.js';
+import { FrameSplitter } from './frames.js';
+import type { CompressionAlgorithm } from './codec-settings.js';
+
+/** Original bytes per compressed frame: bounds memory and lets frames compress in parallel. */
+export const FRAME_SIZE = 1024 * 1024;
+/** Frames compressing or decompressing at once per stream (on libuv's thread pool). */
+const IN_FLIGHT = 3;
+
+/**
+ * Encodes one object (a file of a backup, a WAL file) as it streams:
+ * original bytes → frames of ≤ 1 MiB, each compressed on its own (in
+ * parallel, output kept in order) → chunked AES-256-GCM → `emit`.
+ */
+export class Encoder {
+  private parts: Buffer[] = [];
+  private partsLength = 0;
+  private readonly inflight: Promise<Buffer>[] = [];
+  private readonly sealer?: Sealer;
+
+  constructor(
+    private readonly compressor: BlockCompressor | undefined,
+    private readonly level: number | undefined,
+    dataKey: Buffer | undefined,
+    private readonly emit: (bytes: Buffer) => Promise<void> | void,
+  ) {
+    if (dataKey) this.sealer = new Sealer(dataKey);
+  }
+
+  async push(chunk: Buffer): Promise<void> {
+    if (chunk.length === 0) return;
+    if (!this.compressor) return this.out(chunk);
+    this.parts.push(chunk);
+    this.partsLength += chunk.length;
+    while (this.partsLength >= FRAME_SIZE) await this.submit(this.takeFrame(FRAME_SIZE));
+  }
+
+  async end(): Promise<void> {
+    if (this.compressor && this.partsLength > 0) await this.submit(this.takeFrame(this.partsLength));
+    while (this.inflight.length) await this.out(await this.inflight.shift()!);
+    if (this.sealer) for (const bytes of this.sealer.end()) await this.emit(bytes);
+  }
+
+  private async submit(frame: Buffer): Promise<void> {
+    const compressed = this.compressor!.compress(frame, this.level);
+    compressed.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
+    this.inflight.push(compressed);
+    if (this.inflight.length >= IN_FLIGHT) await this.out(await this.inflight.shift()!);
+  }
+
+  private async out(bytes: Buffer): Promise<void> {
+    if (!this.sealer) return this.emit(bytes);
+    for (const sealed of this.sealer.push(bytes)) await this.emit(sealed);
+  }
+
+  private takeFrame(size: number): Buffer {
+    const all = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.partsLength);
+    const rest = all.subarray(size);
+    this.parts = rest.length ? [rest] : [];
+    this.partsLength = rest.length;
+    return all.subarray(0, size);
+  }
+}
+
+/** Encode a whole buffer (a WAL file): what `Encoder` would store for it. */
+export async function encodeBuffer(content: Buffer, compression: CompressionAlgorithm, level: number | undefined, dataKey: Buffer | undefined): Promise<Buffer> {
+  if (compression === 'none' && !dataKey) return content;
+  const out: Buffer[] = [];
+  const encoder = new Encoder(compression === 'none' ? undefined : await loadCompressor(compression), level, dataKey, (bytes) => void out.push(bytes));
+  await encoder.push(content);
+  await encoder.end();
+  return Buffer.concat(out);
+}
+
+/** The original bytes of a stored object, streamed: decrypt (when encrypted), then decompress. */
+export async function* decodeStream(source: AsyncIterable<Buffer>, compression: string, dataKey: Buffer | undefined): AsyncGenerator<Buffer> {
+  const plain = dataKey ? unseal(source, dataKey) : source;
+  if (compression === 'none') {
+    yield* plain;
+    return;
+  }
+  if (compression === 'gzip') {
+    yield* gunzipStream(plain);
+    return;
+  }
+  if (compression !== 'lz4' && compression !== 'zstd') throw new Error(`unknown compression "${compression}"`);
+  const compressor = await loadCompressor(compression);
+  const splitter = new FrameSplitter(compression);
+  const queue: Promise<Buffer>[] = [];
+  const enqueue = (frame: Buffer) => {
+    const done = compressor.decompress(frame);
+    done.catch(() => {});
+    queue.push(done);
+  };
+  for await (const chunk of plain) {
+    for (const frame of splitter.push(chunk)) enqueue(frame);
+    while (queue.length >= IN_FLIGHT) yield await queue.shift()!;
+  }
+  splitter.end();
+  while (queue.length) yield await queue.shift()!;
+}
+
+async function* unseal(source: AsyncIterable<Buffer>, dataKey: Buffer): AsyncGenerator<Buffer> {
+  const unsealer = new Unsealer(dataKey);
+  for await (const chunk of source) yield* unsealer.push(chunk);
+  yield* unsealer.end();
+}
+
+async function* gunzipStream(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const zlib = await import('node:zlib');
+  const gunzip = zlib.createGunzip();
+  let failed: unknown;
+  const feeding = (async () => {
+    try {
+      for await (const chunk of source) {
+        if (!gunzip.write(chunk)) await once(gunzip, 'drain');
+      }
+      gunzip.end();
+    } catch (error) {
+      failed = error;
+      gunzip.destroy(error as Error);
+    }
+  })();
+  try {
+    for await (const out of gunzip) yield out as Buffer;
+    await feeding;
+    if (failed) throw failed;
+  } catch (error) {
+    throw failed ?? error;
+  } finally {
+    gunzip.destroy();
+  }
+}
