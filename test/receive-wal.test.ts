@@ -235,7 +235,7 @@ describe('receive-wal --synchronous', () => {
     await ws?.cleanup();
   });
 
-  it('is a synchronous standby: a commit waiting for it succeeds; SIGTERM stops it cleanly; --reset and --drop-slot', async () => {
+  it('is a synchronous standby: a commit waiting for it succeeds; one receiver per server; a killed one is replaced; SIGTERM stops it cleanly; --reset and --drop-slot', async () => {
     receiver = startReceiver(ws, ['--synchronous']); // the slot does not exist yet: create_slot auto
     await waitFor('a synchronous receive-wal', async () => (await receiverRow(ws.cluster))?.sync_state === 'sync', 30_000, receiver.output);
     const commit = ws.cluster.query('SET synchronous_commit = on; CREATE TABLE t1 (id int); INSERT INTO t1 VALUES (1)');
@@ -248,6 +248,15 @@ describe('receive-wal --synchronous', () => {
     const second = await ws.run(['receive-wal', 'pg']);
     expect(second.exitCode).toBe(1);
     expect(second.stderr).toMatch(/already running/);
+
+    // Killed outright, receive-wal leaves pg_receivewal holding the slot: the next one ends it and takes over.
+    receiver.kill('SIGKILL');
+    await receiver;
+    const { receiverPid } = JSON.parse(await readFile(path.join(ws.dir, 'state', 'pg', 'receive-wal.json'), 'utf8')) as { receiverPid: number };
+    expect(existsSync(`/proc/${receiverPid}`)).toBe(true);
+    receiver = startReceiver(ws, ['--synchronous']);
+    await waitFor('the orphan to be ended', async () => receiver!.output().includes(`ending pg_receivewal pid ${receiverPid}`), 30_000, receiver.output);
+    await waitFor('a synchronous receive-wal again', async () => (await receiverRow(ws.cluster))?.sync_state === 'sync', 30_000, receiver.output);
 
     receiver.kill('SIGTERM');
     expect((await receiver).exitCode, receiver.output()).toBe(0);
