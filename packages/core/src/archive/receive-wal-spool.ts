@@ -5,7 +5,7 @@ import type { ServerHandle } from '../server-handle.js';
 import { HarborError, errorMessage } from '../errors.js';
 import { formatLsn, parseLsn, walFileName } from '../postgres/wal.js';
 import { archivePush, checkSegmentIdentity } from './archive-push.js';
-import { findArchivedWal, pushWal, walKey } from './wal-archive.js';
+import { findArchivedWal, pushWal } from './wal-archive.js';
 import { walFileKind } from './wal-file-name.js';
 import { readWalSegmentHeader } from './wal-header.js';
 import type { StatusStore } from './receive-wal-state.js';
@@ -62,7 +62,7 @@ export async function pushPartial(server: ServerHandle, file: string): Promise<b
   const results = await Promise.allSettled(
     repositories.map(async (repository) => {
       await checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor);
-      await pushWal(repository.storage, server.name, name, content);
+      await pushWal(repository.storage, server.name, name, content, repository.codec); // compressed/encrypted like every WAL file
     }),
   );
   const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [`${repositories[i].name}: ${errorMessage(r.reason)}`] : []));
@@ -159,7 +159,8 @@ export class SpoolArchiver {
     if (walFileKind(name) === 'segment') {
       // The complete segment supersedes the .partial copies of it.
       for (const repository of await this.server.repositories()) {
-        await repository.storage.delete(walKey(this.server.name, `${name}.partial`)).catch(() => {});
+        // Every variant (.partial, .partial.lz4, .partial.zst.enc…): settings may have changed meanwhile.
+        for (const copy of await findArchivedWal(repository.storage, this.server.name, `${name}.partial`).catch(() => [])) await repository.storage.delete(copy.key).catch(() => {});
       }
       if (!status.lastSegment || spoolOrder(name, status.lastSegment) > 0) status.lastSegment = name;
       status.ownPartials = (status.ownPartials ?? []).filter((p) => p !== `${name}.partial`);

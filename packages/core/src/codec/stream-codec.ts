@@ -112,14 +112,18 @@ async function* unseal(source: AsyncIterable<Buffer>, dataKey: Buffer): AsyncGen
 async function* gunzipStream(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const zlib = await import('node:zlib');
   const gunzip = zlib.createGunzip();
+  const stop = new AbortController();
   let failed: unknown;
+  // Feed and read at once (zlib's own backpressure); the feeder never outlives this generator.
   const feeding = (async () => {
     try {
       for await (const chunk of source) {
-        if (!gunzip.write(chunk)) await once(gunzip, 'drain');
+        if (stop.signal.aborted) return;
+        if (!gunzip.write(chunk)) await once(gunzip, 'drain', { signal: stop.signal });
       }
       gunzip.end();
     } catch (error) {
+      if (stop.signal.aborted) return;
       failed = error;
       gunzip.destroy(error as Error);
     }
@@ -131,6 +135,8 @@ async function* gunzipStream(source: AsyncIterable<Buffer>): AsyncGenerator<Buff
   } catch (error) {
     throw failed ?? error;
   } finally {
+    stop.abort();
     gunzip.destroy();
+    await feeding;
   }
 }
