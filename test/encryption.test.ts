@@ -149,6 +149,16 @@ describe('encrypted repository (AES-256-GCM, passphrase)', () => {
     expect(existsSync(path.join(ws.dir, 'fetched'))).toBe(false);
   });
 
+  it('verify decrypts every file with the key; with a wrong key it reports that, not damage', async () => {
+    const ok = await ws.run(['verify', 'pg', backupId, '--wal']);
+    expect(ok.stdout).toContain('every checksum matches');
+    expect(ok.exitCode).toBe(0);
+    const config = await variant('wrong-verify', 'encryption: { passphrase: { from_env: WRONG_PASSPHRASE } }');
+    const wrong = await pgharbor(['--config', config, 'verify', 'pg', backupId], { env: { WRONG_PASSPHRASE: 'nope' } });
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.stdout).toContain('wrong encryption passphrase');
+  });
+
   it('a key file in place of the passphrase, or no encryption settings at all, are refused clearly', async () => {
     const keyFile = path.join(ws.dir, 'repo.key');
     await writeFile(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
@@ -196,6 +206,10 @@ describe('encrypted repository (AES-256-GCM, passphrase)', () => {
         expect(restore.stderr).toContain(victim.path);
         expect(restore.stderr).toMatch(/HINT: .*incomplete/);
         expect(existsSync(path.join(target, 'global', 'pg_control'))).toBe(false);
+        // verify names the same file.
+        const verify = await ws.run(['verify', 'pg', id]);
+        expect(verify.exitCode).toBe(1);
+        expect(verify.stdout).toContain(`PROBLEM ${victim.path}:`);
         return restore.stderr;
       } finally {
         await writeFile(bundlePath, original);

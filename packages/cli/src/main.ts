@@ -19,6 +19,7 @@ import { registerStatus } from './commands/status.js';
 import { registerCron } from './commands/cron.js';
 import { registerReplicationStatus } from './commands/replication-status.js';
 import { registerReceiveWal } from './commands/receive-wal.js';
+import { registerVerify } from './commands/verify.js';
 
 export function buildProgram(): Command {
   const program = new Command('pgharbor')
@@ -29,7 +30,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchivePushAsync, registerArchiveGet, registerSwitchWal, registerReplicationStatus, registerExpire, registerKeep, registerStatus, registerCron, registerReceiveWal]) {
+  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchivePushAsync, registerArchiveGet, registerSwitchWal, registerReplicationStatus, registerExpire, registerKeep, registerStatus, registerCron, registerReceiveWal, registerVerify]) {
     register(program);
   }
   program.commands.forEach((command) => command.exitOverride());

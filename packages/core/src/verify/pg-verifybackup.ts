@@ -1,0 +1,43 @@
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Logger } from '../log.js';
+import type { ServerHandle } from '../server-handle.js';
+import type { BackupManifest } from '../repository/manifest.js';
+import type { Repository } from '../repository/repository.js';
+import { readAll } from '../storage/storage-io.js';
+
+export interface PgVerifybackupResult {
+  ran: boolean;
+  /** Why it did not run. */
+  skipped?: string;
+  /** The command's own report (stdout + stderr). */
+  output?: string;
+  problems: string[];
+}
+
+/**
+ * PostgreSQL's own check of a backup against its backup_manifest (sizes,
+ * CRC-32C checksums, no missing or extra files, WAL parseable from start
+ * to end), run on the plain copy verify wrote while checking our
+ * checksums. Tablespaces are plain directories under pg_tblspc/<oid> in
+ * that copy, which pg_verifybackup accepts.
+ */
+export async function runPgVerifybackup(server: ServerHandle, repository: Repository, backup: BackupManifest, copyDir: string, logger: Logger): Promise<PgVerifybackupResult> {
+  const tool = server.pgTool('pg_verifybackup', backup.pgVersion);
+  if (path.isAbsolute(tool) && !existsSync(tool)) return { ran: false, skipped: `${tool} is not installed`, problems: [] };
+  for (const file of backup.files) if (file.type === 'directory') await fs.mkdir(path.join(copyDir, file.path), { recursive: true, mode: 0o700 });
+  await fs.writeFile(path.join(copyDir, 'backup_manifest'), await readAll(await repository.storage.get(repository.pgBackupManifestKey(backup.id))), { mode: 0o600 });
+  // Without the WAL in the backup there is nothing for pg_waldump to parse here (verify --wal checks the archive).
+  const args = [...(backup.walIncluded ? [] : ['--no-parse-wal']), copyDir];
+  logger.debug(`running ${tool} ${args.join(' ')}`);
+  const result = await execa(tool, args, { reject: false, all: true, env: { ...process.env, LC_ALL: 'C' } });
+  if ((result as { failed?: boolean; exitCode?: number }).exitCode === undefined && result.failed) {
+    return { ran: false, skipped: `${tool} could not run: ${result.shortMessage}`, problems: [] };
+  }
+  const output = String(result.all ?? '').replaceAll(copyDir, '<copy>');
+  const problems = result.exitCode === 0 ? [] : output.split('\n').filter((line) => /error|mismatch|missing|not present|not in the manifest|checksum/i.test(line)).map((line) => `pg_verifybackup: ${line.replace(/^pg_verifybackup: (error: )?/, '')}`);
+  if (result.exitCode !== 0 && problems.length === 0) problems.push(`pg_verifybackup exited with status ${result.exitCode}: ${output.trim().split('\n').slice(-3).join(' / ')}`);
+  return { ran: true, output: output.trim(), problems };
+}

@@ -1,0 +1,274 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Harbor } from '../harbor.js';
+import type { ServerHandle } from '../server-handle.js';
+import { HarborError, errorMessage } from '../errors.js';
+import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
+import type { Repository } from '../repository/repository.js';
+import { resolveBackup } from '../restore/resolve-backup.js';
+import { ChunkReader } from '../restore/chunk-reader.js';
+import { decodeFile } from '../codec/backup-codec.js';
+import { verifyWal, type WalVerification } from './verify-wal.js';
+import { runPgVerifybackup, type PgVerifybackupResult } from './pg-verifybackup.js';
+
+export interface VerifyProblem {
+  /** What is wrong: a stored file, a bundle, a WAL file, the manifest, the key, or pg_verifybackup's finding. */
+  kind: 'file' | 'bundle' | 'wal' | 'manifest' | 'key' | 'pg_verifybackup';
+  /** The file (path in the data directory, or WAL file name) when there is one. */
+  file?: string;
+  message: string;
+}
+
+export interface VerifyOptions {
+  /** A backup id, "latest"/"oldest"; default every DONE backup. */
+  backupId?: string;
+  repo?: number;
+  /** Also check the WAL: the backup's range present and readable, and no gap after it in the archive. */
+  wal?: boolean;
+  /** Bundles read in parallel. */
+  jobs?: number;
+  /** Also restore into a temporary directory and run PostgreSQL's pg_verifybackup against its backup_manifest. */
+  pgVerifybackup?: boolean;
+  /** Where pg_verifybackup's temporary copy goes (default the system temp dir). */
+  tempDir?: string;
+  onProgress?: (bytes: number, total: number) => void;
+}
+
+export interface BackupVerification {
+  backupId: string;
+  status: string;
+  files: number;
+  /** Original bytes checked. */
+  bytes: number;
+  /** Bytes read from the repository. */
+  storedBytes: number;
+  problems: VerifyProblem[];
+  wal?: WalVerification;
+  pgVerifybackup?: PgVerifybackupResult;
+  seconds: number;
+}
+
+export interface VerifyReport {
+  server: string;
+  repository: string;
+  backups: BackupVerification[];
+  /** Problems over all backups (and the WAL). */
+  problems: number;
+  seconds: number;
+}
+
+/**
+ * `pgharbor verify`: re-read every stored file of a backup from the
+ * repository, decrypt and decompress it, and check its size and sha256;
+ * optionally the WAL it needs and the archive after it, and PostgreSQL's
+ * own pg_verifybackup. Every problem is collected with the file it
+ * concerns; nothing stops at the first one.
+ */
+export async function runVerify(harbor: Harbor, server: ServerHandle, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const started = Date.now();
+  const repository = await server.repository(options.repo);
+  let manifests: BackupManifest[];
+  if (options.backupId) manifests = [await resolveBackup(repository, options.backupId)];
+  else manifests = (await repository.listManifests()).filter((m) => m.status === 'DONE');
+  if (manifests.length === 0) {
+    throw new HarborError(`server ${server.name} has no completed backup in ${repository.name} (${repository.location}) to verify`, { hint: `take one with: pgharbor backup ${server.name}` });
+  }
+  const total = manifests.reduce((sum, m) => sum + m.size, 0);
+  let done = 0;
+  const backups: BackupVerification[] = [];
+  for (const manifest of manifests) {
+    const result = await verifyBackup(harbor, server, repository, manifest, options, (bytes) => {
+      done += bytes;
+      options.onProgress?.(done, total);
+    });
+    backups.push(result);
+  }
+  return { server: server.name, repository: repository.name, backups, problems: backups.reduce((sum, b) => sum + b.problems.length, 0), seconds: (Date.now() - started) / 1000 };
+}
+
+async function verifyBackup(
+  harbor: Harbor,
+  server: ServerHandle,
+  repository: Repository,
+  backup: BackupManifest,
+  options: VerifyOptions,
+  progress: (bytes: number) => void,
+): Promise<BackupVerification> {
+  const started = Date.now();
+  const problems: VerifyProblem[] = [];
+  const result: BackupVerification = { backupId: backup.id, status: backup.status, files: 0, bytes: 0, storedBytes: 0, problems, seconds: 0 };
+  if (backup.status !== 'DONE') {
+    problems.push({ kind: 'manifest', message: `backup ${backup.id} is ${backup.status}, not restorable${backup.error ? `: ${backup.error.message}` : ''}` });
+    return result;
+  }
+  const files = backup.files.filter((f) => f.type === 'file');
+  result.files = files.length;
+
+  if (files.some((f) => (f.encryption ?? 'none') !== 'none')) {
+    try {
+      await repository.codec.key();
+    } catch (error) {
+      problems.push({ kind: 'key', message: `cannot decrypt backup ${backup.id}: ${errorMessage(error)}` });
+      result.seconds = (Date.now() - started) / 1000;
+      return result;
+    }
+  }
+
+  // pg_verifybackup needs a plain copy: written while verifying, so every file is read once.
+  let copyDir: string | undefined;
+  let skipped: string | undefined;
+  if (options.pgVerifybackup) {
+    if (!backup.pgBackupManifest) skipped = `backup ${backup.id} has no PostgreSQL backup_manifest (the method did not produce one)`;
+    else copyDir = await fs.mkdtemp(path.join(options.tempDir ?? os.tmpdir(), `pgharbor-verify-${backup.id}-`));
+  }
+  try {
+    const groups = groupByBundle(backup, files, problems);
+    const queue = [...groups];
+    const jobs = Math.max(1, options.jobs ?? 2);
+    await Promise.all(
+      Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+        for (let group = queue.shift(); group; group = queue.shift()) {
+          await verifyGroup(repository, group, problems, copyDir, (file, stored) => {
+            result.bytes += file.size;
+            result.storedBytes += stored;
+            progress(file.size);
+          });
+        }
+      }),
+    );
+    if (backup.pgBackupManifest && !(await repository.storage.stat(repository.pgBackupManifestKey(backup.id)))) {
+      problems.push({ kind: 'manifest', file: 'backup_manifest', message: `PostgreSQL's backup_manifest of ${backup.id} is missing from the repository` });
+    }
+    if (options.wal) {
+      result.wal = await verifyWal(repository, backup, server.name);
+      problems.push(...result.wal.problems);
+    }
+    if (options.pgVerifybackup) {
+      if (skipped) result.pgVerifybackup = { ran: false, skipped, problems: [] };
+      else if (problems.some((p) => p.kind === 'file' || p.kind === 'bundle')) result.pgVerifybackup = { ran: false, skipped: 'the backup has damaged files (reported above)', problems: [] };
+      else {
+        result.pgVerifybackup = await runPgVerifybackup(server, repository, backup, copyDir!, harbor.logger);
+        problems.push(...result.pgVerifybackup.problems.map((message): VerifyProblem => ({ kind: 'pg_verifybackup', message })));
+      }
+    }
+  } finally {
+    if (copyDir) await fs.rm(copyDir, { recursive: true, force: true });
+  }
+  result.seconds = (Date.now() - started) / 1000;
+  return result;
+}
+
+interface Group {
+  key: string;
+  files: ManifestFile[];
+}
+
+function groupByBundle(backup: BackupManifest, files: ManifestFile[], problems: VerifyProblem[]): Group[] {
+  const groups = new Map<string, Group>();
+  const empty: Group = { key: '', files: [] };
+  for (const file of files) {
+    if (file.bundle === undefined) {
+      if (file.size > 0) problems.push({ kind: 'manifest', file: file.path, message: `${file.path}: the manifest says ${file.size} bytes but stores none` });
+      else empty.files.push(file);
+      continue;
+    }
+    const key = `${file.reference ?? backup.id}/${file.bundle}`;
+    let group = groups.get(key);
+    if (!group) groups.set(key, (group = { key, files: [] }));
+    group.files.push(file);
+  }
+  for (const group of groups.values()) group.files.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
+  return empty.files.length ? [...groups.values(), empty] : [...groups.values()];
+}
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
+async function verifyGroup(
+  repository: Repository,
+  group: Group,
+  problems: VerifyProblem[],
+  copyDir: string | undefined,
+  onFile: (file: ManifestFile, stored: number) => void,
+): Promise<void> {
+  if (group.key === '') {
+    for (const file of group.files) {
+      if (file.sha256 && file.sha256 !== EMPTY_SHA256) problems.push({ kind: 'manifest', file: file.path, message: `${file.path}: empty, but the manifest's checksum is not that of an empty file` });
+      if (copyDir) await writeCopy(copyDir, file, []);
+      onFile(file, 0);
+    }
+    return;
+  }
+  const [backupId, bundleText] = group.key.split('/');
+  const bundleKey = repository.bundleKey(backupId, Number(bundleText));
+  const info = await repository.storage.stat(bundleKey);
+  if (!info) {
+    for (const file of group.files) problems.push({ kind: 'bundle', file: file.path, message: `${file.path}: its bundle ${bundleKey} is missing from the repository` });
+    return;
+  }
+  const first = group.files[0].offset ?? 0;
+  const last = group.files.at(-1)!;
+  const end = (last.offset ?? 0) + (last.storedSize ?? last.size);
+  const reachable = Math.min(end, info.size);
+  const reader = new ChunkReader(await repository.storage.get(bundleKey, { offset: first, length: reachable - first }));
+  let position = first;
+  try {
+    for (const file of group.files) {
+      const stored = file.storedSize ?? file.size;
+      if (file.offset! + stored > info.size) {
+        problems.push({ kind: 'bundle', file: file.path, message: `${file.path}: its stored bytes end at ${file.offset! + stored}, past the end of ${bundleKey} (${info.size} bytes): the bundle is truncated` });
+        continue;
+      }
+      if (file.offset! > position) await reader.skip(file.offset! - position);
+      position = file.offset! + stored;
+      let consumed = 0;
+      const counted = (async function* () {
+        for await (const chunk of reader.take(stored)) {
+          consumed += chunk.length;
+          yield chunk;
+        }
+      })();
+      const hash = createHash('sha256');
+      let size = 0;
+      let handle: fs.FileHandle | undefined;
+      try {
+        if (copyDir) handle = await openCopy(copyDir, file);
+        for await (const chunk of decodeFile(repository, file, counted)) {
+          hash.update(chunk);
+          size += chunk.length;
+          if (handle) await handle.write(chunk);
+        }
+        const actual = hash.digest('hex');
+        if (size !== file.size) problems.push({ kind: 'file', file: file.path, message: `${file.path}: ${size} bytes after decoding, the manifest says ${file.size}` });
+        else if (file.sha256 && actual !== file.sha256) problems.push({ kind: 'file', file: file.path, message: `${file.path} does not match its checksum (expected sha256 ${file.sha256}, got ${actual})` });
+      } catch (error) {
+        const message = errorMessage(error);
+        problems.push({ kind: 'file', file: file.path, message: message.includes(file.path) ? message : `${file.path}: ${message}` });
+      } finally {
+        await handle?.close();
+      }
+      if (consumed < stored) await reader.skip(stored - consumed); // resynchronise after a file that failed half-way
+      onFile(file, stored);
+    }
+  } catch (error) {
+    problems.push({ kind: 'bundle', message: `${bundleKey}: ${errorMessage(error)}` });
+  } finally {
+    await reader.close();
+  }
+}
+
+async function openCopy(copyDir: string, file: ManifestFile): Promise<fs.FileHandle> {
+  const target = path.join(copyDir, file.path);
+  await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
+  return fs.open(target, 'w', 0o600);
+}
+
+async function writeCopy(copyDir: string, file: ManifestFile, chunks: Buffer[]): Promise<void> {
+  const handle = await openCopy(copyDir, file);
+  try {
+    for (const chunk of chunks) await handle.write(chunk);
+  } finally {
+    await handle.close();
+  }
+}
