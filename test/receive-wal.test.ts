@@ -1,5 +1,5 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -76,7 +76,7 @@ const receiverRow = async (cluster: Queryable) =>
   ))[0];
 
 /** Commit rows that only the growing .partial holds, and wait until receive-wal has stored that .partial. */
-async function writeIntoPartial(ws: Workspace, cluster: Queryable, from: number, to: number): Promise<void> {
+async function writeIntoPartial(ws: Workspace, cluster: Queryable, from: number, to: number, log: () => string): Promise<void> {
   await cluster.query(`INSERT INTO t1 SELECT generate_series(${from}, ${to})`);
   const [{ lsn }] = await cluster.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
   await waitFor('pg_receivewal to receive the last rows', async () => {
@@ -85,12 +85,12 @@ async function writeIntoPartial(ws: Workspace, cluster: Queryable, from: number,
       [lsn],
     );
     return ok;
-  });
+  }, 60_000, log);
   const received = Date.now();
   await waitFor('the .partial to be stored', async () => {
     const status = await statusOf(ws);
     return status.lastPartial && Date.parse(status.lastPartial.pushedAt) > received;
-  });
+  }, 60_000, () => `${log()}\nstatus: ${JSON.stringify(readFileSync(path.join(ws.dir, 'state', 'pg', 'receive-wal.json'), 'utf8'))}`);
 }
 
 describe('receive-wal: WAL from streaming alone is enough for point-in-time recovery', () => {
@@ -136,7 +136,7 @@ describe('receive-wal: WAL from streaming alone is enough for point-in-time reco
     await waitFor(`${first} and ${second} in the repository`, async () => (await archived(ws, first)) && (await archived(ws, second)), 30_000, receiver.output);
 
     // Rows 121..150 are only in the segment being written.
-    await writeIntoPartial(ws, ws.cluster, 121, 150);
+    await writeIntoPartial(ws, ws.cluster, 121, 150, receiver.output);
 
     const check = await ws.run(['check', 'pg']);
     expect(check.stdout).toMatch(/receive-wal running: OK \(pid \d+, streaming/);
@@ -191,7 +191,7 @@ describe('receive-wal: WAL from streaming alone is enough for point-in-time reco
     expect(file.startsWith('00000002')).toBe(true);
     await waitFor(`${file} in the repository`, () => archived(ws, file), 30_000, receiver.output);
     expect((await readdir(path.join(ws.repoDir, 'pg', 'wal', 'history'))).some((f) => f.startsWith('00000002.history-'))).toBe(true);
-    await writeIntoPartial(ws, b, 1011, 1020);
+    await writeIntoPartial(ws, b, 1011, 1020, receiver.output);
 
     const stop = await ws.run(['receive-wal', '--stop', 'pg']);
     expect(stop.exitCode).toBe(0);
@@ -215,6 +215,7 @@ describe('receive-wal: WAL from streaming alone is enough for point-in-time reco
   });
 
   it('--drop-slot drops the slot of a stopped receiver', async () => {
+    await ws.run(['receive-wal', '--stop', 'pg']);
     const drop = await ws.run(['receive-wal', '--drop-slot', 'pg']);
     expect(drop.exitCode, drop.stderr).toBe(0);
     expect(drop.stdout).toContain("Replication slot 'pgharbor' dropped");
@@ -235,7 +236,7 @@ describe('receive-wal --synchronous', () => {
     await ws?.cleanup();
   });
 
-  it('is a synchronous standby: a commit waiting for it succeeds; one receiver per server; a killed one is replaced; SIGTERM stops it cleanly; --reset and --drop-slot', async () => {
+  it('is a synchronous standby: a commit waiting for it succeeds; one receiver per server; a killed one is replaced; SIGTERM stops it cleanly; --reset; a spool ahead of the server is reset; --drop-slot', async () => {
     receiver = startReceiver(ws, ['--synchronous']); // the slot does not exist yet: create_slot auto
     await waitFor('a synchronous receive-wal', async () => (await receiverRow(ws.cluster))?.sync_state === 'sync', 30_000, receiver.output);
     const commit = ws.cluster.query('SET synchronous_commit = on; CREATE TABLE t1 (id int); INSERT INTO t1 VALUES (1)');
@@ -267,6 +268,15 @@ describe('receive-wal --synchronous', () => {
     expect(reset.stdout).toMatch(/moved [0-9A-F]{24}\.partial \(stored in the repositories/);
     const spool = path.join(ws.dir, 'state', 'pg', 'streaming');
     expect((await readdir(spool)).filter((f) => /^[0-9A-F]{24}/.test(f))).toEqual([]);
+
+    // A spool ahead of the server (what a restore without a new timeline leaves): receive-wal resets it on its own.
+    await writeFile(path.join(spool, '0000000100000000000000F0.partial'), '');
+    receiver = startReceiver(ws, ['--synchronous']);
+    await waitFor('a synchronous receive-wal after the reset', async () => (await receiverRow(ws.cluster))?.sync_state === 'sync', 30_000, receiver.output);
+    expect(receiver.output()).toMatch(/cannot continue from the spool: requested starting point 0\/F0000000 is ahead of the WAL flush position of this server/);
+    expect(receiver.output()).toMatch(/reset: removed the empty start marker 0000000100000000000000F0\.partial/);
+    receiver.kill('SIGTERM');
+    expect((await receiver).exitCode, receiver.output()).toBe(0);
 
     const drop = await ws.run(['receive-wal', '--drop-slot', 'pg']);
     expect(drop.exitCode, drop.stderr).toBe(0);

@@ -284,8 +284,18 @@ export class SpoolArchiver {
     return this.serial(async () => {
       const actions: string[] = [];
       await this.sweepNow({ final: true });
-      const { completed, partials, other } = await listSpool(this.dir);
+      const { completed, partials: all, other } = await listSpool(this.dir);
       const status = this.store.status;
+      // Empty start markers hold no WAL: they go.
+      const partials: string[] = [];
+      for (const name of all) {
+        const empty = (await fs.stat(path.join(this.dir, name)).catch(() => undefined))?.size === 0;
+        if (!empty) partials.push(name);
+        else {
+          await fs.rm(path.join(this.dir, name), { force: true });
+          actions.push(`removed the empty start marker ${name}`);
+        }
+      }
       const files = [...completed, ...partials, ...other];
       let movedTo: string | undefined;
       if (files.length > 0) {
@@ -297,7 +307,7 @@ export class SpoolArchiver {
           return name;
         };
         actions.push(`moved ${files.map(describe).join(', ')} to ${movedTo}`);
-      } else {
+      } else if (actions.length === 0) {
         actions.push(`the spool ${this.dir} held no WAL`);
       }
       status.ownPartials = [];
