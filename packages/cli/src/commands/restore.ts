@@ -14,10 +14,11 @@ export function registerRestore(program: Command): void {
     .alias('recover')
     .argument('<server>', 'server name from the config')
     .argument('<backup>', 'backup id, "latest" or "oldest"')
-    .argument('<destination>', 'new or empty directory to restore the data directory into')
+    .argument('<destination>', 'new or empty directory to restore the data directory into (with --delta: the existing, stopped data directory)')
     .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
     .option('--tablespace-map <name=path>', 'restore a tablespace (name or oid) into PATH instead of its original location; repeatable', collectMapping)
     .option('--jobs <n>', 'bundles restored in parallel', parsePositiveInt, 2)
+    .option('--delta', 'refresh an existing data directory of the same cluster (PostgreSQL stopped): keep files whose checksum matches, rewrite the rest, remove extras')
     .option('--target-time <time>', 'recover up to this time, e.g. "2021-09-27 09:33:46.013798+00"')
     .option('--target-xid <xid>', 'recover up to this transaction id')
     .option('--target-lsn <lsn>', 'recover up to this WAL position, e.g. 0/55000028')
@@ -52,6 +53,7 @@ export function registerRestore(program: Command): void {
           primaryConninfo?: string;
           primarySlot?: string;
           archiveMode?: 'preserve' | 'off';
+          delta?: boolean;
         },
         command: Command,
       ) => {
@@ -85,6 +87,7 @@ export function registerRestore(program: Command): void {
               repo: cmd.repo,
               tablespaceMap: cmd.tablespaceMap,
               jobs: cmd.jobs,
+              delta: cmd.delta,
               onProgress: (done, total) => progress.update(done, total),
             });
           } finally {
@@ -103,6 +106,10 @@ function describeRestore(serverName: string, summary: Awaited<ReturnType<typeof 
     `Restored backup ${backup.id} of ${serverName} into ${summary.destination}`,
     `  ${summary.files} files, ${formatBytes(summary.bytes)}, every checksum verified, in ${formatDuration(summary.seconds)} (${formatBytes(summary.bytes / Math.max(summary.seconds, 0.001))}/s)`,
   ];
+  if (summary.delta) {
+    const d = summary.delta;
+    lines[1] = `  delta: ${d.keptFiles} files (${formatBytes(d.keptBytes)}) kept, ${d.copiedFiles} files (${formatBytes(d.copiedBytes)}) copied, ${d.removed} extra entries removed; every checksum verified, in ${formatDuration(summary.seconds)}`;
+  }
   if (recovery.archiveRecovery) {
     lines.push(`  Recovery settings written to ${recovery.file}:`, ...recovery.settings.map((s) => `    ${s}`));
   } else {

@@ -15,6 +15,7 @@ import { assertTargetReachable, hasTarget, pickBackupForTarget, validateRecovery
 import { writeRecoveryConfig, type RecoveryConfigResult } from './recovery-config.js';
 import { hasArchivedWal } from '../archive/wal-archive.js';
 import { checkBackupReadable, decodeFile } from '../codec/backup-codec.js';
+import { checkDeltaTarget, finishDelta, planDelta, type DeltaSummary } from './delta-restore.js';
 
 export interface RestoreOptions {
   backupId: string;
@@ -40,6 +41,12 @@ export interface RestoreOptions {
    * data directory path (recovering the server itself), off for a copy.
    */
   archiveMode?: 'preserve' | 'off';
+  /**
+   * Delta restore into an existing data directory of the same cluster
+   * (stopped): keep files whose size and checksum match, rewrite the rest,
+   * remove what the backup does not have (see delta-restore.ts).
+   */
+  delta?: boolean;
 }
 
 export interface RestoreSummary extends RestoreResult {
@@ -47,6 +54,8 @@ export interface RestoreSummary extends RestoreResult {
   destination: string;
   repository: Repository;
   recovery: RecoveryConfigResult & { archiveRecovery: boolean };
+  /** For a delta restore: bytes kept in place vs. copied from the repository. */
+  delta?: DeltaSummary;
 }
 
 /** Restored last, so that a restore that stops half-way leaves a directory PostgreSQL refuses to start. */
@@ -69,13 +78,15 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
 
   const tablespaceDirs = mapTablespaces(backup, options.tablespaceMap ?? {});
   await checkBackupReadable(repository, backup); // a wrong encryption key fails before anything is written
+  const deltaTarget = options.delta ? await checkDeltaTarget(destination, backup) : undefined; // refusals change nothing
   const veto = await harbor.hooks.recovery.before.promise(event);
   if (typeof veto === 'string') throw new HarborError(`restore of ${backup.id} vetoed by a plugin: ${veto}`);
-  await prepareDestination(destination, [...tablespaceDirs.values()]);
+  if (deltaTarget !== 'populated') await prepareDestination(destination, [...tablespaceDirs.values()]);
   harbor.logger.info(`restoring backup ${backup.id} of ${server.name} from ${repository.name} (${repository.location}) into ${destination}`);
 
   try {
-    const total = backup.size;
+    const plan = deltaTarget === 'populated' ? await planDelta(destination, backup, tablespaceDirs, options.jobs ?? 2) : undefined;
+    const total = backup.size - (plan?.summary.keptBytes ?? 0);
     let done = 0;
     const progress = (bytes: number) => {
       done += bytes;
@@ -93,7 +104,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
 
     const files = backup.files.filter((f) => f.type === 'file');
     const controlFile = files.find((f) => f.path === CONTROL_FILE);
-    const bundles = groupByBundle(files.filter((f) => f !== controlFile), backup.id);
+    const bundles = groupByBundle(files.filter((f) => f !== controlFile && !plan?.kept.has(f.path)), backup.id);
     const jobs = Math.max(1, options.jobs ?? 2);
     const queue = [...bundles.values()];
     const workers = Array.from({ length: Math.min(jobs, queue.length) }, async () => {
@@ -119,13 +130,15 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     if (controlFile) {
       await restoreBundle(repository, { backupId: controlFile.reference ?? backup.id, bundle: controlFile.bundle!, files: [controlFile] }, writeTarget, (file) => progress(file.size));
     }
+    if (plan) await finishDelta(destination);
     await rewriteTablespaceMap(destination, tablespaceDirs);
     await fsyncDirectories(destination, [...tablespaceDirs.values()]);
     await handOverOwnership(destination, [...tablespaceDirs.values()], harbor.logger);
 
     const result: RestoreResult = { files: files.length, bytes: done, seconds: (Date.now() - started) / 1000 };
     await harbor.hooks.recovery.after.promise(event, result);
-    return { ...result, backup, destination, repository, recovery: { ...recovery, archiveRecovery } };
+    const delta = plan && { ...plan.summary, copiedFiles: files.length - plan.summary.keptFiles, copiedBytes: done };
+    return { ...result, backup, destination, repository, recovery: { ...recovery, archiveRecovery }, ...(delta ? { delta } : {}) };
   } catch (error) {
     const failure =
       error instanceof HarborError
