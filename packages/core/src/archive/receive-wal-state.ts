@@ -76,9 +76,11 @@ export function readReceiverStatus(stateDir: string): ReceiverStatus | undefined
   }
 }
 
+let writes = 0;
+
 export async function writeReceiverStatus(stateDir: string, status: ReceiverStatus): Promise<void> {
   const file = statusFile(stateDir);
-  const temporary = `${file}.${process.pid}.tmp`;
+  const temporary = `${file}.${process.pid}.${++writes}.tmp`;
   await fs.writeFile(temporary, JSON.stringify({ ...status, updatedAt: new Date().toISOString() }, null, 2) + '\n', { mode: 0o600 });
   await fs.rename(temporary, file);
 }
@@ -129,15 +131,21 @@ export async function claimReceiver(stateDir: string, server: string): Promise<(
   }
 }
 
-/** The in-memory status of a receiver (running, or being reset) and its file. */
+/** The in-memory status of a receiver (running, or being reset) and its file, written one save at a time. */
 export class StatusStore {
+  private chain: Promise<void> = Promise.resolve();
+
   constructor(
     readonly stateDir: string,
     readonly status: ReceiverStatus,
   ) {}
 
-  async save(): Promise<void> {
-    await fs.mkdir(this.stateDir, { recursive: true, mode: 0o700 });
-    await writeReceiverStatus(this.stateDir, this.status);
+  save(): Promise<void> {
+    const next = this.chain.then(async () => {
+      await fs.mkdir(this.stateDir, { recursive: true, mode: 0o700 });
+      await writeReceiverStatus(this.stateDir, this.status);
+    });
+    this.chain = next.catch(() => {});
+    return next;
   }
 }
