@@ -274,9 +274,11 @@ export async function runReceiveWal(harbor: Harbor, server: ServerHandle, option
       const run = await runPgReceivewal(harbor, server, settings, prepared.info.versionNum, synchronous, status, store, signal, archiver, setState);
       status.receiverPid = undefined;
       if (signal.aborted) break;
-      if (run.streamed && run.seconds > 10) {
-        backoff = 1000;
+      if (run.streamed) {
+        // It streamed: whatever was reset before worked.
         resetsInARow = 0;
+        lastTrap = undefined;
+        if (run.seconds > 10) backoff = 1000;
       }
 
       const trap = classifyReceiverError(run.output);
