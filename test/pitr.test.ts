@@ -59,9 +59,9 @@ describe('WAL archiving and point-in-time recovery', () => {
   it('archive-push stored every segment with its checksum, and is idempotent', async () => {
     const walDirs = await readdir(path.join(ws.repoDir, 'pg', 'wal'));
     const files = (await Promise.all(walDirs.map(async (d) => readdir(path.join(ws.repoDir, 'pg', 'wal', d))))).flat();
-    // <name>-<sha256>, then the suffix of the repository's compression (lz4 by default).
-    expect(files.some((f) => /^[0-9A-F]{24}-[0-9a-f]{64}(\.lz4)?$/.test(f))).toBe(true);
-    expect(files.some((f) => /^[0-9A-F]{24}\.[0-9A-F]{8}\.backup-[0-9a-f]{64}(\.lz4)?$/.test(f))).toBe(true);
+    // <name>-<sha256>, then the suffix of the repository's compression (zstd by default).
+    expect(files.some((f) => /^[0-9A-F]{24}-[0-9a-f]{64}(\.zst)?$/.test(f))).toBe(true);
+    expect(files.some((f) => /^[0-9A-F]{24}\.[0-9A-F]{8}\.backup-[0-9a-f]{64}(\.zst)?$/.test(f))).toBe(true);
     // Pushing a segment that is already archived, with the same bytes, succeeds.
     const segment = files.find((f) => /^[0-9A-F]{24}-/.test(f))!.slice(0, 24);
     const copy = path.join(ws.dir, segment);

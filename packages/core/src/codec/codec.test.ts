@@ -5,6 +5,7 @@ import { loadCompressor } from './compressors.js';
 import { HEADER_SIZE, Sealer, TAG_SIZE, Unsealer, sealedSize } from './cipher.js';
 import { FrameSplitter } from './frames.js';
 import { resolveCodecSettings } from './codec-settings.js';
+import { decodeLz4Frame } from './lz4-decode.js';
 
 /** Mixed content: compressible text, zeros and random bytes, not aligned to frames. */
 function sample(size: number): Buffer {
@@ -68,6 +69,26 @@ describe('stream codec', () => {
   });
 });
 
+describe('lz4 decoder', () => {
+  it('decodes what lz4-napi writes, and fails cleanly on damaged frames', async () => {
+    const lz4 = await loadCompressor('lz4');
+    for (const data of [sample(FRAME_SIZE), Buffer.alloc(FRAME_SIZE, 7), randomBytes(100_000), Buffer.alloc(0), Buffer.from('x')]) {
+      const frame = await lz4.compress(data, undefined);
+      expect(decodeLz4Frame(frame).equals(data)).toBe(true);
+    }
+    const frame = await lz4.compress(sample(200_000), undefined);
+    for (let i = 0; i < 300; i++) {
+      const damaged = Buffer.from(frame);
+      damaged[7 + ((i * 7919) % (frame.length - 7))] ^= 1 + (i % 255);
+      try {
+        decodeLz4Frame(damaged); // may decode to other bytes (sha256 catches those) but must never hang or overrun
+      } catch (error) {
+        expect((error as Error).message).toMatch(/lz4/);
+      }
+    }
+  });
+});
+
 describe('chunked AES-256-GCM', () => {
   const plain = sample(5 * 256 * 1024 + 77);
   const seal = (data: Buffer) => {
@@ -112,8 +133,9 @@ describe('chunked AES-256-GCM', () => {
 });
 
 describe('codec settings', () => {
-  it('defaults to lz4, inherits the server setting, checks algorithms and levels', () => {
-    expect(resolveCodecSettings({}, {}, 's.repositories[0]')).toEqual({ compression: 'lz4', level: undefined });
+  it('defaults to zstd level 1, inherits the server setting, checks algorithms and levels', () => {
+    expect(resolveCodecSettings({}, {}, 's.repositories[0]')).toEqual({ compression: 'zstd', level: 1 });
+    expect(resolveCodecSettings({}, { compression: 'lz4' }, 's.repositories[0]')).toEqual({ compression: 'lz4', level: undefined });
     expect(resolveCodecSettings({ compression: 'zstd', compression_level: 5 }, {}, 's.repositories[0]')).toEqual({ compression: 'zstd', level: 5 });
     expect(resolveCodecSettings({ compression: 'zstd', compression_level: 5 }, { compression: 'gzip' }, 's.repositories[0]')).toEqual({ compression: 'gzip', level: 6 });
     expect(() => resolveCodecSettings({}, { compression: 'brotli' }, 's.repositories[0]')).toThrow(/s\.repositories\[0\]\.compression: unknown algorithm "brotli"/);

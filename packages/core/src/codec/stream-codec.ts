@@ -96,8 +96,11 @@ export async function* decodeStream(source: AsyncIterable<Buffer>, compression: 
     queue.push(done);
   };
   for await (const chunk of plain) {
-    for (const frame of splitter.push(chunk)) enqueue(frame);
-    while (queue.length >= IN_FLIGHT) yield await queue.shift()!;
+    // One read can hold dozens of well-compressed frames: decode at most IN_FLIGHT at a time.
+    for (const frame of splitter.push(chunk)) {
+      enqueue(frame);
+      while (queue.length >= IN_FLIGHT) yield await queue.shift()!;
+    }
   }
   splitter.end();
   while (queue.length) yield await queue.shift()!;
