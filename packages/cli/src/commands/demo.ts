@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { Harbor, createLogger, runBackup, runCheck, runRestore } from '@pgharbor/core';
-import { createCluster, startExistingCluster, chownToPgUser, type SandboxCluster } from '@pgharbor/sandbox';
+import type { SandboxCluster } from '@pgharbor/sandbox';
 import { formatBytes, formatDuration } from '../format.js';
 import { parsePositiveInt } from '../parse-options.js';
 import { createProgress } from '../progress.js';
@@ -26,6 +26,8 @@ export function registerDemo(program: Command): void {
     .option('--dir <path>', 'working directory for the config, repository and restore (default: a new temp dir)')
     .description('back up and restore a sandbox PostgreSQL into a local repository, and prove the data survived')
     .action(async (cmd: { scale: number; dir?: string }) => {
+      // Loaded here, not at the top: every other command would pay for the sandbox (and its S3 test server) at start-up.
+      const { createCluster, startExistingCluster, chownToPgUser } = await import('@pgharbor/sandbox');
       const say = (line: string) => process.stdout.write(line + '\n');
       const dir = cmd.dir ? path.resolve(cmd.dir) : await mkdtemp(path.join(os.tmpdir(), 'pgharbor-demo-'));
       await mkdir(dir, { recursive: true });

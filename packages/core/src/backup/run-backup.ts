@@ -156,6 +156,7 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
       // When we aborted (signal), the method's own error ("unexpected end of data") is a consequence, not the cause.
       const error = abort.signal.aborted ? abort.signal.reason : caught;
       writer.abort(error instanceof Error ? error : new Error(String(error)));
+      await writer.drain(); // the FAILED manifest must be the last write of this backup
       const failure =
         error instanceof HarborError
           ? error

@@ -46,7 +46,7 @@ export async function ingestTar(
         if (!capture.has(path)) entry.resume();
         continue;
       }
-      const stored = await writer.writeFile(source);
+      const stored = await writer.writeFile(source, header.size ?? 0);
       onEntry({ ...base, type: 'file', ...stored });
     } else if (header.type === 'directory') {
       entry.resume();

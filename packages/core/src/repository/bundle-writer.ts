@@ -33,6 +33,12 @@ interface OpenBundle {
 export class BundleWriter {
   readonly bundles: BundleInfo[] = [];
   private current?: OpenBundle;
+  /**
+   * Closed bundles still being made durable (fsync + rename on posix, the
+   * last upload part on S3). Two may be in flight, so that the tar stream
+   * keeps flowing while a bundle is committed.
+   */
+  private readonly closing: { bundle: OpenBundle; done: Promise<unknown> }[] = [];
   private failure?: Error;
   private nextId = 1;
 
@@ -42,9 +48,20 @@ export class BundleWriter {
     private readonly targetSize = 128 * 1024 * 1024,
   ) {}
 
-  /** Stream one file into the current bundle, hashing it on the way. */
-  async writeFile(source: AsyncIterable<Buffer> | Buffer[]): Promise<StoredFile> {
-    if (!this.repository.codec.isIdentity) return this.writeEncoded(source);
+  /**
+   * Stream one file into the current bundle, hashing it on the way. A file
+   * of half the bundle size or more (`sizeHint`, from the tar header) gets a
+   * bundle of its own, so that a restore's workers can share the rest.
+   */
+  async writeFile(source: AsyncIterable<Buffer> | Buffer[], sizeHint = 0): Promise<StoredFile> {
+    const big = sizeHint >= this.targetSize / 2;
+    if (big) await this.closeCurrent();
+    const stored = this.repository.codec.isIdentity ? await this.writePlain(source) : await this.writeEncoded(source);
+    if (big || (this.current && this.current.size >= this.targetSize)) await this.closeCurrent();
+    return stored;
+  }
+
+  private async writePlain(source: AsyncIterable<Buffer> | Buffer[]): Promise<StoredFile> {
     await this.repository.codec.prepareWrite(); // refuses plaintext in an encrypted repository (checked once)
     const hash = createHash('sha256');
     let bundle: OpenBundle | undefined;
@@ -65,7 +82,6 @@ export class BundleWriter {
     if (bundle) {
       stored.bundle = bundle.id;
       stored.offset = offset;
-      if (bundle.size >= this.targetSize) await this.closeCurrent();
     }
     return stored;
   }
@@ -106,7 +122,6 @@ export class BundleWriter {
     if (bundle) {
       stored.bundle = (bundle as OpenBundle).id;
       stored.offset = offset;
-      if ((bundle as OpenBundle).size >= this.targetSize) await this.closeCurrent();
     }
     return stored;
   }
@@ -114,7 +129,8 @@ export class BundleWriter {
   /** Close the last bundle and wait until every bundle is durably stored. */
   async finish(): Promise<BundleInfo[]> {
     await this.closeCurrent();
-    return this.bundles;
+    while (this.closing.length) await this.settleOldest();
+    return this.bundles.sort((a, b) => a.id - b.id);
   }
 
   /** Stop writing: the open bundle's put fails and leaves nothing behind. */
@@ -122,6 +138,11 @@ export class BundleWriter {
     this.failure ??= reason;
     this.current?.stream.destroy(reason);
     this.current = undefined;
+  }
+
+  /** Wait for bundles still being committed (after abort: so that nothing writes behind our back). */
+  async drain(): Promise<void> {
+    await Promise.allSettled(this.closing.map((c) => c.done));
   }
 
   private open(): OpenBundle {
@@ -152,7 +173,13 @@ export class BundleWriter {
     if (!bundle) return;
     this.current = undefined;
     bundle.stream.end();
-    await bundle.stored;
+    this.closing.push({ bundle, done: bundle.stored });
+    if (this.closing.length >= 2) await this.settleOldest();
+  }
+
+  private async settleOldest(): Promise<void> {
+    const { bundle, done } = this.closing.shift()!;
+    await done;
     this.bundles.push({ id: bundle.id, storedSize: bundle.size });
   }
 }

@@ -1,6 +1,10 @@
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { HarborError } from '../errors.js';
+
+const execFileAsync = promisify(execFile);
 import type { Logger } from '../log.js';
 
 /**
@@ -35,18 +39,34 @@ export async function prepareDestination(destination: string, tablespaceDirs: st
   }
 }
 
-/** Make directory entries durable once, at the end, rather than after every file. */
-export async function fsyncDirectories(destination: string, extraRoots: string[]): Promise<void> {
-  const dirs: string[] = [];
-  const walk = async (dir: string) => {
-    dirs.push(dir);
-    for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-      if (entry.isDirectory()) await walk(path.join(dir, entry.name));
+/**
+ * Make everything written under these roots durable: syncfs(2) through
+ * `sync -f` (coreutils), once per filesystem, instead of one fsync per file
+ * and directory; where `sync -f` is missing, fsync every file and directory.
+ */
+export async function syncFilesystems(destination: string, extraRoots: string[]): Promise<void> {
+  for (const root of [destination, ...extraRoots]) {
+    try {
+      await execFileAsync('sync', ['-f', root]);
+    } catch {
+      await fsyncTree(root);
     }
+  }
+}
+
+async function fsyncTree(root: string): Promise<void> {
+  const paths: string[] = [];
+  const walk = async (dir: string) => {
+    for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) await walk(p);
+      else if (entry.isFile()) paths.push(p);
+    }
+    paths.push(dir); // after its contents
   };
-  for (const root of [destination, ...extraRoots]) await walk(root);
-  for (const dir of dirs.reverse()) {
-    const handle = await fs.open(dir, 'r');
+  await walk(root);
+  for (const p of paths) {
+    const handle = await fs.open(p, 'r');
     try {
       await handle.sync();
     } finally {

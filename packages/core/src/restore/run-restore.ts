@@ -10,7 +10,7 @@ import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { resolveRestorableBackup } from './resolve-backup.js';
 import { ChunkReader } from './chunk-reader.js';
-import { prepareDestination, handOverOwnership, fsyncDirectories } from './restore-destination.js';
+import { prepareDestination, handOverOwnership, syncFilesystems } from './restore-destination.js';
 import { assertTargetReachable, hasTarget, pickBackupForTarget, validateRecoveryTarget, type RecoveryTarget } from './recovery-target.js';
 import { writeRecoveryConfig, type RecoveryConfigResult } from './recovery-config.js';
 import { hasArchivedWal } from '../archive/wal-archive.js';
@@ -116,6 +116,10 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
       }
     });
     await Promise.all(workers);
+    // Files are not fsynced one by one (a journal commit each): one syncfs
+    // per filesystem makes them all durable before pg_control, which comes last.
+    await syncFilesystems(destination, [...tablespaceDirs.values()]);
+    await rewriteTablespaceMap(destination, tablespaceDirs);
     const recovery = await writeRecoveryConfig({
       destination,
       pgVersion: backup.pgVersion,
@@ -131,8 +135,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
       await restoreBundle(repository, { backupId: controlFile.reference ?? backup.id, bundle: controlFile.bundle!, files: [controlFile] }, writeTarget, (file) => progress(file.size));
     }
     if (plan) await finishDelta(destination);
-    await rewriteTablespaceMap(destination, tablespaceDirs);
-    await fsyncDirectories(destination, [...tablespaceDirs.values()]);
+    await syncFilesystems(destination, [...tablespaceDirs.values()]);
     await handOverOwnership(destination, [...tablespaceDirs.values()], harbor.logger);
 
     const result: RestoreResult = { files: files.length, bytes: done, seconds: (Date.now() - started) / 1000 };
@@ -267,11 +270,10 @@ async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterab
         hint: 'the repository copy is damaged; restore an older backup',
       });
     }
-    await handle.sync();
+    if (file.mtime) await handle.utimes(file.mtime, file.mtime);
   } finally {
     await handle.close();
   }
-  if (file.mtime) await fs.utimes(target, file.mtime, file.mtime);
 }
 
 function mapTablespaces(backup: BackupManifest, map: Record<string, string>): Map<number, string> {
