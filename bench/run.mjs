@@ -34,10 +34,13 @@ Options (each also settable by the environment variable in brackets):
   --restore-jobs L   pgharbor restore --jobs variants, e.g. "2 4" (RESTORE_JOBS, default "2 4");
                      2 is pgharbor's default and is labelled pgharbor_restore, N is pgharbor_restore_jN
   --tests L          comma/space list of labels to run (TESTS, default all); dependencies are added
+  --compression A    repository compression for pgharbor (COMPRESSION: none, lz4, zstd, gzip;
+                     default: unset, i.e. pgharbor's default)
   --keep             keep the cluster data dir and the target dir at the end (PGHARBOR_BENCH_KEEP=1)
   --datadir DIR      reuse a data dir kept by an earlier --keep run instead of pgbench -i (DATADIR)
   --results DIR      results directory (RESULTS_DIR, default .bench-results/<timestamp>)
   (PGHARBOR_CLI=path/to/bin.js times another build of the CLI, e.g. a scratch copy with a fix)
+  (QUIET_PSI=N [QUIET_WAIT=S]: before each measured command, wait up to S s (120) for CPU pressure < N%)
   -h, --help`;
 
 const { values: flags } = parseArgs({
@@ -51,6 +54,7 @@ const { values: flags } = parseArgs({
     keep: { type: 'boolean' },
     datadir: { type: 'string' },
     results: { type: 'string' },
+    compression: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
   allowPositionals: false,
@@ -79,6 +83,9 @@ const P = {
   keep: flags.keep || truthy(env.PGHARBOR_BENCH_KEEP),
   datadir: flags.datadir ?? env.DATADIR ?? '',
   results: flags.results ?? env.RESULTS_DIR ?? '',
+  compression: flags.compression ?? env.COMPRESSION ?? '',
+  quietPsi: Number(env.QUIET_PSI ?? 0),
+  quietWait: Number(env.QUIET_WAIT ?? 120),
 };
 
 function die(msg) {
@@ -161,6 +168,25 @@ function log(msg) {
 
 /** 1-minute load average right after a run: other work on the machine shows up here. */
 const loadavg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+/** CPU pressure (PSI "some avg10", %): the share of time runnable tasks waited for a CPU; '' where PSI is off. */
+const cpuPressure = () => {
+  try {
+    return Number(/some avg10=([0-9.]+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'))[1]);
+  } catch {
+    return NaN;
+  }
+};
+
+/** QUIET_PSI=N: before each measured command wait (up to QUIET_WAIT s) until CPU pressure is below N%. */
+async function waitForQuiet(label) {
+  if (!(P.quietPsi > 0) || !Number.isFinite(cpuPressure())) return;
+  const start = performance.now();
+  while (cpuPressure() > P.quietPsi && performance.now() - start < P.quietWait * 1000 && !state.stopping) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  const waited = (performance.now() - start) / 1000;
+  if (waited > 1) log(`  (waited ${waited.toFixed(0)} s for CPU pressure <= ${P.quietPsi}% before ${label}; now ${cpuPressure()}%)`);
+}
 
 function sh(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts }).trim();
@@ -200,6 +226,7 @@ function run(cmd, args, { logFile, uid, cwd = '/' } = {}) {
  */
 async function measure(label, rep, argv, { okCodes = [0] } = {}) {
   if (state.stopping) throw new Error('stopping');
+  await waitForQuiet(label);
   await run('sync', []);
   const base = path.join(LOGS, `${label}.rep${rep}`);
   const timeFile = `${base}.time`;
@@ -228,12 +255,13 @@ async function measure(label, rep, argv, { okCodes = [0] } = {}) {
     out_bytes: NaN,
     rc,
     load1: loadavg(),
+    cpu_psi10: cpuPressure(),
   };
   if (!okCodes.includes(rc)) {
     const tail = readFileSync(`${base}.log`, 'utf8').split('\n').slice(-15).join('\n');
     throw new Error(`${label} (rep ${rep}) failed with ${rc}; log ${base}.log:\n${tail}`);
   }
-  log(`  ${label.padEnd(22)} ${wall.toFixed(2).padStart(7)} s  rss ${(row.maxrss_kb / 1024).toFixed(0).padStart(4)} MiB  user ${row.user_s.toFixed(2)} sys ${row.sys_s.toFixed(2)}  load ${row.load1}`);
+  log(`  ${label.padEnd(22)} ${wall.toFixed(2).padStart(7)} s  rss ${(row.maxrss_kb / 1024).toFixed(0).padStart(4)} MiB  user ${row.user_s.toFixed(2)} sys ${row.sys_s.toFixed(2)}  load ${row.load1} cpu-psi ${row.cpu_psi10}%`);
   return row;
 }
 
@@ -361,9 +389,10 @@ try {
     `- pgharbor ${sh(process.execPath, [CLI, '--version'])} (${CLI}); git ${(() => { try { return sh('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty']); } catch { return '?'; } })()}`,
     `- host ${os.hostname()} nproc=${os.cpus().length} mem=${f(os.totalmem() / 2 ** 30, 1)} GiB kernel=${os.release()}`,
     `- cluster ${cluster.dataDir} on ${fsOf(cluster.dataDir)}; targets ${state.targetDir} on ${fsOf(state.targetDir)}`,
+    `- pgharbor repository compression: ${P.compression || "pgharbor's default (not set in the config)"}`,
     `- pgbench scale ${scale}; data dir ${f(dataBytes / MiB, 0)} MiB (pg_wal ${f(walBytes / MiB, 0)} MiB) at start = the MiB/s basis`,
     `- reps ${P.reps}, interleaved; order rotates per rep within the backup phase [${backupTests.join(', ')}] and the restore phase [${restoreTests.join(', ')}]`,
-    `- fsync on (durable cluster), page cache warm (nothing dropped), \`sync\` before each measured command`,
+    `- fsync on (durable cluster), page cache warm (nothing dropped), \`sync\` before each measured command${P.quietPsi > 0 ? `; waited up to ${P.quietWait} s for CPU pressure < ${P.quietPsi}% before each` : ''}`,
   );
 
   // 2. the measurements
@@ -382,7 +411,7 @@ try {
         `    conninfo: "${cluster.conninfo}"`,
         '    immediate_checkpoint: true',
         '    repositories:',
-        `      - { type: posix, path: ${repoDir} }`,
+        `      - { type: posix, path: ${repoDir}${P.compression ? `, compression: ${P.compression}` : ''} }`,
         '',
       ].join('\n'),
     );
@@ -438,17 +467,17 @@ try {
   }
 
   // 4. the report
-  const header = ['label', 'rep', 'wall_s', 'maxrss_kb', 'user_s', 'sys_s', 'out_bytes', 'rc', 'load1'];
+  const header = ['label', 'rep', 'wall_s', 'maxrss_kb', 'user_s', 'sys_s', 'out_bytes', 'rc', 'load1', 'cpu_psi10'];
   await writeFile(
     path.join(RESULTS, 'raw.tsv'),
-    [header.join('\t'), ...rows.map((r) => [r.label, r.rep, r.wall_s.toFixed(3), r.maxrss_kb, r.user_s, r.sys_s, r.out_bytes, r.rc, r.load1].join('\t'))].join('\n') + '\n',
+    [header.join('\t'), ...rows.map((r) => [r.label, r.rep, r.wall_s.toFixed(3), r.maxrss_kb, r.user_s, r.sys_s, r.out_bytes, r.rc, r.load1, r.cpu_psi10].join('\t'))].join('\n') + '\n',
   );
   const { table, targets } = summarize(rows, dataBytes);
   const md = [
     `# pgharbor bench ${stamp}`,
     '',
     ...meta,
-    `- total run ${f((performance.now() - t0) / 1000, 0)} s; 1-min load average during the runs ${f(Math.min(...rows.map((r) => r.load1)), 1)}-${f(Math.max(...rows.map((r) => r.load1)), 1)} on ${os.cpus().length} CPUs (other work on the machine; see load1 in raw.tsv)`,
+    `- total run ${f((performance.now() - t0) / 1000, 0)} s; 1-min load average during the runs ${f(Math.min(...rows.map((r) => r.load1)), 1)}-${f(Math.max(...rows.map((r) => r.load1)), 1)} on ${os.cpus().length} CPUs, CPU pressure (PSI some avg10) ${f(Math.min(...rows.map((r) => r.cpu_psi10)), 0)}-${f(Math.max(...rows.map((r) => r.cpu_psi10)), 0)}% (other work on the machine; per run in raw.tsv)`,
     '',
     table,
     '',
