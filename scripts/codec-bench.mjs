@@ -65,7 +65,7 @@ try {
     'zstd-1': 'compression: zstd, compression_level: 1',
     'zstd-3': 'compression: zstd, compression_level: 3',
     'gzip-1': 'compression: gzip, compression_level: 1',
-    'lz4+aes': `compression: lz4, encryption: { passphrase: { from_file: ${passFile} } }`,
+    'zstd-1+aes': `compression: zstd, compression_level: 1, encryption: { passphrase: { from_file: ${passFile} } }`,
   };
   const config = async (dir, settings) => {
     const file = path.join(dir, 'pgharbor.yaml');
@@ -85,11 +85,11 @@ try {
       const target = path.join(dir, 'restore');
       const restore = time([process.execPath, CLI, '--config', file, 'restore', 'bench', 'latest', target]);
       record(`pgharbor restore ${name}`, rep, restore.seconds, 0, `peak RSS ${restore.stderr.match(/@@(\d+)/)?.[1] / 1024 | 0} MiB`);
-      if (name === 'lz4' || name === 'lz4+aes') {
+      if (name === 'zstd-1' || name === 'zstd-1+aes' || name === 'lz4') {
         const verify = time([process.execPath, CLI, '--config', file, 'verify', 'bench', 'latest']);
         record(`pgharbor verify ${name}`, rep, verify.seconds, 0, `peak RSS ${verify.stderr.match(/@@(\d+)/)?.[1] / 1024 | 0} MiB`);
       }
-      if (name === 'lz4') {
+      if (name === 'zstd-1') {
         // Delta: the restored copy with a few rows changed (small tables) and a file deleted, vs. a full restore.
         await chownToPgUser(target);
         const restored = await startExistingCluster(target, { durable: true });

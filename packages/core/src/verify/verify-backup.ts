@@ -78,8 +78,9 @@ export async function runVerify(harbor: Harbor, server: ServerHandle, options: V
   const total = manifests.reduce((sum, m) => sum + m.size, 0);
   let done = 0;
   const backups: BackupVerification[] = [];
+  const walChecked = new Map<string, VerifyProblem | null>(); // each archived segment is read once per run
   for (const manifest of manifests) {
-    const result = await verifyBackup(harbor, server, repository, manifest, options, (bytes) => {
+    const result = await verifyBackup(harbor, server, repository, manifest, options, walChecked, (bytes) => {
       done += bytes;
       options.onProgress?.(done, total);
     });
@@ -94,6 +95,7 @@ async function verifyBackup(
   repository: Repository,
   backup: BackupManifest,
   options: VerifyOptions,
+  walChecked: Map<string, VerifyProblem | null>,
   progress: (bytes: number) => void,
 ): Promise<BackupVerification> {
   const started = Date.now();
@@ -142,7 +144,7 @@ async function verifyBackup(
       problems.push({ kind: 'manifest', file: 'backup_manifest', message: `PostgreSQL's backup_manifest of ${backup.id} is missing from the repository` });
     }
     if (options.wal) {
-      result.wal = await verifyWal(repository, backup, server.name);
+      result.wal = await verifyWal(repository, backup, server.name, walChecked);
       problems.push(...result.wal.problems);
     }
     if (options.pgVerifybackup) {

@@ -49,7 +49,13 @@ function position(name: string): string {
  * - every archived segment in those ranges is read back, decrypted,
  *   decompressed and checked against the checksum in its name.
  */
-export async function verifyWal(repository: Repository, backup: BackupManifest, server: string): Promise<WalVerification> {
+export async function verifyWal(
+  repository: Repository,
+  backup: BackupManifest,
+  server: string,
+  /** Segments already read back in this run (several backups share the archive): name → its problem, or null. */
+  checked: Map<string, VerifyProblem | null> = new Map(),
+): Promise<WalVerification> {
   const result: WalVerification = { checked: 0, inBackup: 0, missing: [], problems: [] };
   if (!backup.startWal || !backup.stopWal || backup.timeline === undefined) {
     result.note = `backup ${backup.id} records no WAL range`;
@@ -99,6 +105,13 @@ export async function verifyWal(repository: Repository, backup: BackupManifest, 
   }
 
   for (const name of toRead) {
+    if (checked.has(name)) {
+      const known = checked.get(name);
+      if (known) result.problems.push(known);
+      else result.checked++;
+      continue;
+    }
+    const problemsBefore = result.problems.length;
     try {
       const opened = await openArchivedWal(repository.storage, server, name, repository.codec);
       if (!opened) {
@@ -113,6 +126,7 @@ export async function verifyWal(repository: Repository, backup: BackupManifest, 
     } catch (error) {
       result.problems.push({ kind: 'wal', file: name, message: `WAL segment ${name} cannot be read: ${errorMessage(error)}` });
     }
+    checked.set(name, result.problems.length > problemsBefore ? result.problems.at(-1)! : null);
   }
   return result;
 }
