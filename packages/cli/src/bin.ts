@@ -4,6 +4,11 @@
 const hot = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
 let code: number | undefined;
 if (hot) {
+  // With archive_async, most calls only confirm a stored segment: try that before loading anything.
+  const { confirmFromSpool } = await import('./async-confirm.js');
+  code = confirmFromSpool(process.argv);
+}
+if (hot && code === undefined) {
   try {
     // @ts-ignore: produced by the build (esbuild bundle of wal-command.ts)
     const { runWalCommand } = (await import('./wal-command.mjs')) as { runWalCommand(argv: string[]): Promise<number | undefined> };

@@ -14,6 +14,7 @@ import yaml from 'js-yaml';
 import { Harbor, HarborError, archiveGet, archivePush, archivePushAsync, asyncArchiveSettings, createLogger, redact, type LoadedConfig, type PgharborConfig, type ServerConfig } from '@pgharbor/core';
 import posixPlugin from '@pgharbor/storage-posix';
 import { archiverStarter } from './archiver-spawn.js';
+import { rememberSpool } from './async-confirm.js';
 
 interface WalArgs {
   config?: string;
@@ -41,6 +42,7 @@ export async function runWalCommand(argv: string[]): Promise<number | undefined>
         if (args.operands.length !== 2) return undefined;
         if (server.archive_async) {
           const settings = asyncArchiveSettings(harbor, handle);
+          rememberSpool(loaded.filepath, serverName, settings.spoolDir);
           await archivePushAsync(settings, serverName, args.operands[1], archiverStarter(loaded.filepath, serverName, settings.spoolDir));
           return 0;
         }
