@@ -53,9 +53,12 @@ try {
 
   // 2. The contenders, each with its own fresh repository per pass.
   const methods = [];
-  const pgharborConfig = path.join(root, 'pgharbor.yaml');
-  writeFileSync(pgharborConfig, `servers:\n  bench:\n    conninfo: "${cluster.conninfo}"\n    repositories: [{ type: posix, path: ${root}/repo-pgharbor }]\n`);
-  methods.push({ label: 'pgharbor_sync', run: (seg) => asPg(process.execPath, [CLI, '--config', pgharborConfig, 'archive-push', 'bench', seg]), reset: () => rmSync(`${root}/repo-pgharbor`, { recursive: true, force: true }) });
+  // Same compression on both sides: none against none, lz4 against lz4.
+  for (const ct of ['none', 'lz4']) {
+    const pgharborConfig = path.join(root, `pgharbor-${ct}.yaml`);
+    writeFileSync(pgharborConfig, `servers:\n  bench:\n    conninfo: "${cluster.conninfo}"\n    repositories: [{ type: posix, path: ${root}/repo-pgharbor-${ct}, compression: ${ct} }]\n`);
+    methods.push({ label: `pgharbor_${ct}`, run: (seg) => asPg(process.execPath, [CLI, '--config', pgharborConfig, 'archive-push', 'bench', seg]), reset: () => rmSync(`${root}/repo-pgharbor-${ct}`, { recursive: true, force: true }) });
+  }
   if (PGBACKREST) {
     for (const ct of ['none', 'lz4']) {
       const conf = path.join(root, `pgbackrest-${ct}.conf`);
@@ -93,18 +96,20 @@ try {
   }
   const base = median(times.cp_fsync);
   const pgbr = times.pgbackrest_none ? median(times.pgbackrest_none) : undefined;
+  const pgbrLz4 = times.pgbackrest_lz4 ? median(times.pgbackrest_lz4) : undefined;
   results.push('## archive-push, one 16 MiB segment per call (synchronous)', '', `${segments.length} real segments x ${PASSES} passes; NODE_EXTRA_CA_CERTS unset; run as the postgres user`, '',
-    '| method | n | median ms | p90 ms | x cp+fsync | x pgbackrest none |', '|---|---|---|---|---|---|');
+    '| method | n | median ms | p90 ms | x cp+fsync | x pgbackrest, same compression |', '|---|---|---|---|---|---|');
   for (const m of methods) {
     const v = times[m.label];
-    results.push(`| ${m.label} | ${v.length} | ${median(v).toFixed(1)} | ${pct(v, 0.9).toFixed(1)} | ${(median(v) / base).toFixed(2)} | ${pgbr ? (median(v) / pgbr).toFixed(2) : '-'} |`);
+    const same = m.label.endsWith('_lz4') ? pgbrLz4 : m.label.endsWith('_none') ? pgbr : undefined;
+    results.push(`| ${m.label} | ${v.length} | ${median(v).toFixed(1)} | ${pct(v, 0.9).toFixed(1)} | ${(median(v) / base).toFixed(2)} | ${same ? (median(v) / same).toFixed(2) : '-'} |`);
   }
   console.log(results.join('\n'));
 
   // 3. Asynchronous mode under a write-heavy load: archived segments per minute and the .ready backlog.
   log(`async mode: ${ASYNC_SECONDS} s of bulk inserts with archive_async`);
   const asyncConfig = path.join(root, 'pgharbor-async.yaml');
-  writeFileSync(asyncConfig, `state_dir: ${root}/state\nservers:\n  bench:\n    conninfo: "${cluster.conninfo}"\n    archive_async: true\n    archive_process_max: 2\n    repositories: [{ type: posix, path: ${root}/repo-async }]\n`);
+  writeFileSync(asyncConfig, `state_dir: ${root}/state\nservers:\n  bench:\n    conninfo: "${cluster.conninfo}"\n    archive_async: true\n    archive_process_max: 2\n    repositories: [{ type: posix, path: ${root}/repo-async, compression: lz4 }]\n`);
   mkdirSync(`${root}/state`, { recursive: true });
   await chownToPgUser(`${root}/state`);
   await cluster.query(`ALTER SYSTEM SET archive_command = 'env -u NODE_EXTRA_CA_CERTS ${process.execPath} ${CLI} --config ${asyncConfig} archive-push bench %p'`);
