@@ -159,6 +159,16 @@ describe('encrypted repository (AES-256-GCM, passphrase)', () => {
     expect(wrong.stdout).toContain('wrong encryption passphrase');
   });
 
+  it('check says whether the configured passphrase opens the key', async () => {
+    const ok = await ws.run(['check', 'pg']);
+    expect(ok.stdout).toMatch(/\tencryption: OK \(aes-256-gcm; the configured passphrase opens key [0-9a-f]{16}\)/);
+    expect(ok.stdout).toMatch(/\tcompression: OK \(zstd level 1\)/);
+    const config = await variant('wrong-check', 'encryption: { passphrase: { from_env: WRONG_PASSPHRASE } }');
+    const wrong = await pgharbor(['--config', config, 'check', 'pg'], { env: { WRONG_PASSPHRASE: 'nope' } });
+    expect(wrong.exitCode).toBe(1);
+    expect(wrong.stdout).toMatch(/\tencryption: FAILED \(wrong encryption passphrase/);
+  });
+
   it('a key file in place of the passphrase, or no encryption settings at all, are refused clearly', async () => {
     const keyFile = path.join(ws.dir, 'repo.key');
     await writeFile(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });

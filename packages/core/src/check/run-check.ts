@@ -6,6 +6,7 @@ import { queryServerInfo, type ServerInfo } from '../postgres/server-info.js';
 import { displayStatus } from '../repository/backup-status.js';
 import { archiveChecks } from '../archive/archive-checks.js';
 import { retentionChecks } from '../retention/retention-checks.js';
+import { codecChecks } from '../codec/codec-checks.js';
 
 /**
  * `pgharbor check SERVER`: the core's own checks, then every plugin's
@@ -95,6 +96,7 @@ export async function runCheck(harbor: Harbor, server: ServerHandle): Promise<Ch
 
   if (info) await archiveChecks(context);
   await retentionChecks(context);
+  await codecChecks(context);
   await harbor.hooks.check.promise(context);
   await harbor.hooks.checked.promise(server, results).catch(() => {});
   return results;
