@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { readFile, readdir, rm, stat, writeFile, lstat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile, lstat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
-import { pgBinDir, pgOsUser } from '@pgharbor/sandbox';
+import { chownToPgUser, pgBinDir, pgOsUser } from '@pgharbor/sandbox';
 import { createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
 
 /** path → sha256 of every file, and every directory and link, under `root`. */
@@ -136,5 +136,65 @@ describe('delta restore', () => {
     expect(result.exitCode).toBe(0);
     expect((JSON.parse(result.stdout) as RestoreJson).delta).toBeUndefined();
     expect(existsSync(path.join(empty, 'global', 'pg_control'))).toBe(true);
+  });
+});
+
+describe('delta restore with a tablespace', () => {
+  let ws: Workspace;
+
+  beforeAll(async () => {
+    ws = await createWorkspace();
+    const space = path.join(ws.dir, 'space');
+    await mkdir(space, { mode: 0o700 });
+    await chownToPgUser(space);
+    await ws.cluster.query(`CREATE TABLESPACE extra LOCATION '${space}'`);
+    await ws.cluster.query('CREATE TABLE far (id int PRIMARY KEY, note text) TABLESPACE extra');
+    await ws.cluster.query(`INSERT INTO far SELECT g, md5(g::text) FROM generate_series(1, 20000) g`);
+  });
+  afterAll(async () => ws?.cleanup());
+
+  it('cleans only the cluster\'s own directory in the tablespace, and the result equals a full restore', async () => {
+    const backup = await ws.run(['--json', 'backup', 'pg']);
+    expect(backup.exitCode).toBe(0);
+    const id = JSON.parse(backup.stdout).id as string;
+    const before = await ws.cluster.tableChecksum('postgres', 'far', 'id');
+    const target = await ws.restoreTarget('data');
+    const mapped = path.join(ws.dir, 'space-restored');
+    await mkdir(mapped, { mode: 0o700 });
+    await chownToPgUser(mapped);
+    expect((await ws.run(['restore', 'pg', id, target, '--tablespace-map', `extra=${mapped}`])).exitCode).toBe(0);
+
+    // Damage inside the tablespace: a changed table, a stray file in our version directory, and a
+    // neighbour's directory beside it (another cluster's PG_16_..., say) that must be left alone.
+    await ws.cluster.stop();
+    const restored = await ws.startRestored(target);
+    await restored.query('UPDATE far SET note = note || \'x\' WHERE id <= 10');
+    await restored.stop();
+    const [versionDir] = (await readdir(mapped)).filter((n) => n.startsWith('PG_15'));
+    await writeFile(path.join(mapped, versionDir, 'stray'), 'not ours');
+    await mkdir(path.join(mapped, 'PG_16_202307071'));
+    await writeFile(path.join(mapped, 'PG_16_202307071', 'neighbour'), 'someone else\'s');
+
+    const result = await ws.run(['--json', 'restore', 'pg', id, target, '--delta', '--tablespace-map', `extra=${mapped}`]);
+    expect(result.stderr).not.toMatch(/ERROR/);
+    expect(result.exitCode).toBe(0);
+    const d = (JSON.parse(result.stdout) as RestoreJson).delta!;
+    expect(d.keptFiles).toBeGreaterThan(900);
+    expect(existsSync(path.join(mapped, versionDir, 'stray'))).toBe(false);
+    expect(await readFile(path.join(mapped, 'PG_16_202307071', 'neighbour'), 'utf8')).toBe("someone else's");
+    await rm(path.join(mapped, 'PG_16_202307071'), { recursive: true });
+
+    const referenceData = await ws.restoreTarget('reference');
+    const referenceSpace = path.join(ws.dir, 'space-reference');
+    await mkdir(referenceSpace, { mode: 0o700 });
+    await chownToPgUser(referenceSpace);
+    expect((await ws.run(['restore', 'pg', id, referenceData, '--tablespace-map', `extra=${referenceSpace}`])).exitCode).toBe(0);
+    expect(await tree(mapped)).toEqual(await tree(referenceSpace));
+    const again = await ws.startRestored(target);
+    expect(await again.tableChecksum('postgres', 'far', 'id')).toBe(before);
+    const [{ location }] = await again.query<{ location: string }>(`SELECT pg_tablespace_location(oid) AS location FROM pg_tablespace WHERE spcname = 'extra'`);
+    expect(location).toBe(mapped);
+    await again.stop();
+    await ws.cluster.start();
   });
 });
