@@ -6,7 +6,6 @@ import { COMPRESSION_SUFFIX, ENCRYPTION_SUFFIX, type CodecSettings, type Compres
 import { loadCompressor, type BlockCompressor } from './compressors.js';
 import { keyFileKey, openDataKey, type DataKey, type KeySecret } from './keyring.js';
 import { decodeStream, Encoder } from './stream-codec.js';
-import { DecryptionError } from './cipher.js';
 
 export interface StoredEncoding {
   compression?: string;
@@ -127,9 +126,4 @@ function describeRef(ref: SecretRef): string {
   if ('from_env' in ref) return `environment variable ${ref.from_env}`;
   if ('from_file' in ref) return `file ${ref.from_file}`;
   return `command ${(ref as { from_command: string[] }).from_command[0]}`;
-}
-
-/** Errors of decoding, as they reach users: damaged data, named by file. */
-export function isDecodeError(error: unknown): boolean {
-  return error instanceof DecryptionError || (error instanceof Error && /frame|truncated|zstd|lz4|incorrect header|unexpected end|invalid/i.test(error.message));
 }
