@@ -67,7 +67,7 @@ export function registerDemo(program: Command): void {
           const manifest = await runBackup(harbor, server, { onProgress: (d, t) => backupProgress.update(d, t) });
           backupProgress.finish();
           const backupSeconds = (Date.parse(manifest.stopTime!) - Date.parse(manifest.startTime)) / 1000;
-          say(`4. backup ${manifest.id}: ${formatBytes(manifest.size)} in ${manifest.files.filter((f) => f.type === 'file').length} files, ${manifest.bundles.length} bundles, WAL ${manifest.startWal}..${manifest.stopWal}, ${formatDuration(backupSeconds)}`);
+          say(`4. backup ${manifest.id}: ${formatBytes(manifest.size)} (stored as ${formatBytes(manifest.storedSize)}) in ${manifest.files.filter((f) => f.type === 'file').length} files, ${manifest.bundles.length} bundles, WAL ${manifest.startWal}..${manifest.stopWal}, ${formatDuration(backupSeconds)}`);
 
           const target = path.join(dir, 'restore');
           await mkdir(target, { mode: 0o700 });
