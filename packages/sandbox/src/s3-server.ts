@@ -41,6 +41,11 @@ export interface SandboxS3Server {
    */
   requests(): S3Request[];
   clearRequests(): void;
+  /**
+   * Answer the next `count` requests with an error instead of serving them
+   * (default 503 SlowDown, S3's throttling answer), to test retries.
+   */
+  failNext(count: number, error?: { status: number; code: string }): void;
   /** Stop answering (to test a store that went away); `start` brings it back on the same port. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -107,6 +112,7 @@ export async function startS3Server(options: SandboxS3ServerOptions = {}): Promi
   accounts.DUMMY_ACCOUNT.createKeyPair(accessKeyId, secretAccessKey);
 
   const log: S3Request[] = [];
+  const faults = { left: 0, status: 503, code: 'SlowDown' };
   let server: (S3rver & S3rverInternals) | undefined;
   let port = 0;
   const listen = async (): Promise<void> => {
@@ -124,6 +130,7 @@ export async function startS3Server(options: SandboxS3ServerOptions = {}): Promi
       keepDirectories(next.store);
       // Koa composes its middleware list when the server starts: ours go first.
       if (options.conditionalWrites) next.middleware.unshift(conditionalWrites(next.store));
+      next.middleware.unshift(injectFaults(faults));
       next.middleware.unshift(recordRequests(log));
       try {
         await next.run();
@@ -160,6 +167,9 @@ export async function startS3Server(options: SandboxS3ServerOptions = {}): Promi
     },
     requests: () => [...log],
     clearRequests: () => void log.splice(0),
+    failNext(count, error = { status: 503, code: 'SlowDown' }) {
+      Object.assign(faults, { left: count, ...error });
+    },
     stop,
     start: async () => {
       if (!server) await listen();
@@ -185,6 +195,26 @@ function keepDirectories(store: FilesystemStore): void {
     await Promise.all(files.map((file) => unlink(file).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
     })));
+  };
+}
+
+interface FaultContext {
+  req: AsyncIterable<unknown>;
+  status: number;
+  type: string;
+  body: unknown;
+}
+
+function injectFaults(faults: { left: number; status: number; code: string }): (ctx: FaultContext, next: () => Promise<void>) => Promise<void> {
+  return async (ctx, next) => {
+    if (faults.left <= 0) return next();
+    faults.left--;
+    for await (const _ of ctx.req) {
+      // Read the request body first, as S3 does.
+    }
+    ctx.status = faults.status;
+    ctx.type = 'application/xml';
+    ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${faults.code}</Code><Message>injected by the test</Message></Error>`;
   };
 }
 

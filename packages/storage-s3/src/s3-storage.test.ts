@@ -302,6 +302,32 @@ describe('s3 storage', () => {
     });
   });
 
+  it('retries throttling (503 SlowDown) and 500s with backoff, for single PUTs, parts and reads', async () => {
+    const driver = track(open(s3));
+    s3.clearRequests();
+    s3.failNext(2);
+    await driver.put('retried', 'x');
+    expect(s3.requests().filter((r) => r.url.includes('/retried')).map((r) => `${r.method} ${r.status}`)).toEqual(['PUT 503', 'PUT 503', 'PUT 200']);
+
+    s3.clearRequests();
+    s3.failNext(1, { status: 500, code: 'InternalError' });
+    await driver.put('retried-big', Readable.from([Buffer.alloc(11 * MiB, 1)]));
+    expect(s3.requests().filter((r) => r.status >= 500)).toHaveLength(1);
+    expect((await driver.stat('retried-big'))?.size).toBe(11 * MiB);
+
+    s3.failNext(2);
+    expect((await readAll(await driver.get('retried'))).toString()).toBe('x');
+  });
+
+  it('gives up after max_attempts, naming the store\'s error', async () => {
+    const driver = track(open(s3, { max_attempts: 2 }));
+    s3.failNext(2);
+    const error = (await driver.put('never', 'x').catch((e: unknown) => e)) as Error & { hint?: string };
+    expect(error.message).toMatch(/cannot write object "never": .*\(SlowDown, HTTP 503\)/);
+    expect(error.hint).toMatch(/failed after retries/);
+    s3.failNext(0);
+  });
+
   it('names the repository and the cause when the store is down', async () => {
     const down = await startS3Server({ buckets: [BUCKET] });
     const driver = track(open(down, { max_attempts: 2 }));
