@@ -22,3 +22,6 @@ if (code === undefined) {
   code = await main(process.argv);
 }
 process.exitCode = code;
+// PostgreSQL waits for archive_command/restore_command: once the work is done, nothing (a plugin's
+// idle socket, a timer) may keep the process alive.
+if (hot) setImmediate(() => process.exit(code));
