@@ -1,7 +1,7 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkspace, switchAndWaitArchived, type Workspace } from './harness.js';
+import { createWorkspace, pgharbor, switchAndWaitArchived, type Workspace } from './harness.js';
 
 /**
  * The seed's pgBackRest setup on posix: repo1 keeps two full backups, repo2
@@ -42,5 +42,18 @@ describe('two repositories with their own retention', () => {
     const restored = await ws.startRestored(target);
     for (let i = 0; i < 100 && (await restored.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0].r; i++) await new Promise((r) => setTimeout(r, 200));
     expect((await restored.query<{ i: number }>('SELECT i FROM t ORDER BY i')).map((r) => r.i)).toEqual([1, 2, 3]);
+  });
+
+  it('archive-push reports the repository that is down and does not report success', async () => {
+    const broken = path.join(ws.dir, 'broken.yaml');
+    await writeFile(path.join(ws.dir, 'afile'), 'not a directory');
+    await writeFile(broken, (await readFile(ws.configFile, 'utf8')).replace('path: ./repo2', 'path: ./afile/repo2'));
+    const [{ file }] = await ws.cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS file');
+    const copy = path.join(ws.dir, file);
+    await writeFile(copy, await readFile(path.join(ws.cluster.dataDir, 'pg_wal', file)));
+    const result = await pgharbor(['--config', broken, 'archive-push', 'pg', copy], { asPgUser: true });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toMatch(/archive-push of [0-9A-F]{24} for pg failed in offsite/);
+    expect(result.stderr).toMatch(/HINT: PostgreSQL keeps the segment and retries/);
   });
 });

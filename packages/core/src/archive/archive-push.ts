@@ -81,7 +81,8 @@ export async function checkSegmentIdentity(repository: Repository, name: string,
 }
 
 function describeFailures(server: string, name: string, failures: { repository: Repository; error: Error }[]): HarborError {
-  if (failures.length === 1 && failures[0].error instanceof HarborError) return failures[0].error;
+  // Errors that already say which repository and what to do (the system identifier check) go out as they are.
+  if (failures.length === 1 && failures[0].error instanceof HarborError && failures[0].error.message.includes(`${failures[0].repository.name} (`)) return failures[0].error;
   const conflict = failures.find((f) => f.error instanceof WalConflictError);
   if (conflict) {
     return new HarborError(`archive-push of ${name} for ${server}: ${conflict.error.message}; nothing was overwritten`, {
@@ -89,7 +90,8 @@ function describeFailures(server: string, name: string, failures: { repository: 
     });
   }
   const where = failures.map((f) => `${f.repository.name} (${f.repository.location}): ${errorMessage(f.error)}`).join('; ');
+  const hints = failures.map((f) => (f.error instanceof HarborError ? f.error.hint : undefined)).filter(Boolean);
   return new HarborError(`archive-push of ${name} for ${server} failed in ${where}`, {
-    hint: 'PostgreSQL keeps the segment and retries; fix the repository, the WAL is not lost',
+    hint: `PostgreSQL keeps the segment and retries; fix the repository, the WAL is not lost${hints.length ? ` (${hints.join('; ')})` : ''}`,
   });
 }
