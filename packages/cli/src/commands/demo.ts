@@ -7,6 +7,7 @@ import type { SandboxCluster } from '@pgharbor/sandbox';
 import { formatBytes, formatDuration } from '../format.js';
 import { parsePositiveInt } from '../parse-options.js';
 import { createProgress } from '../progress.js';
+import { selfCommand } from '../self-command.js';
 
 const TABLES: [string, string][] = [
   ['pgbench_accounts', 'aid'],
@@ -89,7 +90,8 @@ export function registerDemo(program: Command): void {
           say(`   ${table.padEnd(18)} source ${a}  restored ${b}  ${a === b ? 'same' : 'DIFFERENT'}`);
         }
         say(same ? '7. the restored cluster holds the same data. Done.' : '7. DATA DIFFERS: the restore is wrong.');
-        say(`\nThe config and repository stay in ${dir}; try:\n  pgharbor --config ${configFile} list-backups sandbox\n  pgharbor --config ${configFile} show-backup sandbox latest`);
+        const cli = selfCommand().join(' ');
+        say(`\nThe config and repository stay in ${dir}; try:\n  ${cli} --config ${configFile} list-backups sandbox\n  ${cli} --config ${configFile} show-backup sandbox latest`);
         if (!same) process.exitCode = 1;
       } finally {
         await restored?.stop().catch(() => {});
