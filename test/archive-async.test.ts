@@ -1,7 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkspace, switchAndWaitArchived, type Workspace } from './harness.js';
+import { createWorkspace, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
 
 /** archive_async: a background archiver pushes ahead, archive-push confirms. */
 describe('asynchronous archive-push', () => {
@@ -33,11 +33,7 @@ describe('asynchronous archive-push', () => {
     const target = await ws.restoreTarget();
     expect((await ws.run(['restore', 'pg', 'latest', target])).exitCode).toBe(0);
     const restored = await ws.startRestored(target);
-    for (let i = 0; i < 150; i++) {
-      const [{ r }] = await restored.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
-      if (!r) break;
-      await new Promise((res) => setTimeout(res, 200));
-    }
+    await waitPromoted(restored);
     const [a] = await ws.cluster.query<{ s: string }>('SELECT sum(abalance)::text AS s FROM pgbench_accounts');
     const [b] = await restored.query<{ s: string }>('SELECT sum(abalance)::text AS s FROM pgbench_accounts');
     expect(b.s).toBe(a.s);

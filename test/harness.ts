@@ -150,3 +150,22 @@ export async function switchAndWaitArchived(cluster: SandboxCluster, timeoutMs =
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Poll `probe` until it returns a value (not undefined), or fail after `timeoutMs` naming `what`. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Wait until a restored server has left recovery (promoted); on timeout, show its log. */
+export async function waitPromoted(cluster: Pick<SandboxCluster, 'query' | 'logFile'>, timeoutMs = 30_000): Promise<void> {
+  await waitFor('promotion', async () => ((await cluster.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0].r ? undefined : true), timeoutMs).catch(async (error: Error) => {
+    const { readFile } = await import('node:fs/promises');
+    throw new Error(`${error.message}; server log:\n${(await readFile(cluster.logFile, 'utf8').catch(() => '')).slice(-4000)}`);
+  });
+}

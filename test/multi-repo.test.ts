@@ -1,7 +1,7 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkspace, pgharbor, switchAndWaitArchived, type Workspace } from './harness.js';
+import { createWorkspace, pgharbor, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
 
 /**
  * The seed's pgBackRest setup on posix: repo1 keeps two full backups, repo2
@@ -40,7 +40,7 @@ describe('two repositories with their own retention', () => {
     const target = await ws.restoreTarget();
     expect((await ws.run(['restore', 'pg', 'latest', target, '--repo', '2'])).exitCode).toBe(0);
     const restored = await ws.startRestored(target);
-    for (let i = 0; i < 100 && (await restored.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0].r; i++) await new Promise((r) => setTimeout(r, 200));
+    await waitPromoted(restored);
     expect((await restored.query<{ i: number }>('SELECT i FROM t ORDER BY i')).map((r) => r.i)).toEqual([1, 2, 3]);
   });
 

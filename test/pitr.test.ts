@@ -2,7 +2,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkspace, switchAndWaitArchived, pgharbor, type Workspace } from './harness.js';
+import { createWorkspace, switchAndWaitArchived, pgharbor, waitFor, waitPromoted, type Workspace } from './harness.js';
 
 const ids = async (cluster: { query: Workspace['cluster']['query'] }) =>
   (await cluster.query<{ id: number }>('SELECT id FROM t1 ORDER BY id')).map((r) => r.id);
@@ -11,23 +11,6 @@ const timelineOf = async (cluster: { query: Workspace['cluster']['query'] }) => 
   const [{ file }] = await cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS file');
   return parseInt(file.slice(0, 8), 16);
 };
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** Wait until a restored server has left recovery; on timeout, show its log. */
-async function waitPromoted(cluster: { query: Workspace['cluster']['query']; logFile: string }): Promise<void> {
-  await waitFor('promotion', async () => ((await cluster.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0].r ? undefined : true)).catch(async (error: Error) => {
-    throw new Error(`${error.message}; server log:\n${(await readFile(cluster.logFile, 'utf8')).slice(-4000)}`);
-  });
-}
 
 /**
  * The seed's workflows: archive with archive_command, then recover to a

@@ -2,7 +2,7 @@ import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownToPgUser, startS3Server, startSshd, type SandboxS3Server, type SandboxSshd } from '@pgharbor/sandbox';
-import { createWorkspace, switchAndWaitArchived, type Workspace } from './harness.js';
+import { createWorkspace, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
 
 const BUCKET = 'pgharbor';
 
@@ -17,9 +17,6 @@ describe('archive, PITR and expiry with S3 and SFTP repositories', () => {
   let ws: Workspace;
   let noted: string;
   const ids = async (cluster: { query: Workspace['cluster']['query'] }) => (await cluster.query<{ i: number }>('SELECT i FROM t ORDER BY i')).map((r) => r.i);
-  const promoted = async (cluster: { query: Workspace['cluster']['query'] }) => {
-    for (let n = 0; n < 150 && (await cluster.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0].r; n++) await new Promise((r) => setTimeout(r, 200));
-  };
 
   beforeAll(async () => {
     s3 = await startS3Server({ buckets: [BUCKET], conditionalWrites: true });
@@ -74,7 +71,7 @@ describe('archive, PITR and expiry with S3 and SFTP repositories', () => {
       expect(restore.stderr).not.toMatch(/ERROR/);
       expect(restore.exitCode).toBe(0);
       const restored = await ws.startRestored(target);
-      await promoted(restored);
+      await waitPromoted(restored);
       expect(await ids(restored)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
       await restored.stop();
     }

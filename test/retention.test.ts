@@ -1,7 +1,7 @@
 import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkspace, pgharbor, pgharborProcess, switchAndWaitArchived, type Workspace } from './harness.js';
+import { createWorkspace, pgharbor, pgharborProcess, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
 
 async function walNames(repoDir: string): Promise<string[]> {
   const root = path.join(repoDir, 'pg', 'wal');
@@ -98,7 +98,7 @@ describe('retention: REDUNDANCY 3, keep, expire, locks, cron', () => {
     const target = await ws.restoreTarget();
     expect((await ws.run(['restore', 'pg', ids[1], target, '--target-immediate', '--target-action', 'promote'])).exitCode).toBe(0);
     const a = await ws.startRestored(target);
-    for (let i = 0; i < 100 && (await a.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0].r; i++) await new Promise((r) => setTimeout(r, 200));
+    await waitPromoted(a);
     expect(await countRows(a)).toBe(20);
     await a.stop();
 
@@ -106,7 +106,7 @@ describe('retention: REDUNDANCY 3, keep, expire, locks, cron', () => {
     const result = await ws.run(['restore', 'pg', 'latest', pitr, '--target-time', between, '--target-action', 'promote']);
     expect(result.stdout).toContain(`Restored backup ${ids[1]}`); // the newest backup that ends before the target
     const b = await ws.startRestored(pitr);
-    for (let i = 0; i < 100 && (await b.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0].r; i++) await new Promise((r) => setTimeout(r, 200));
+    await waitPromoted(b);
     expect(await countRows(b)).toBe(25);
     await b.stop();
   });
