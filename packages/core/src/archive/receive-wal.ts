@@ -349,7 +349,6 @@ async function runPgReceivewal(
   const { execa } = await import('execa');
   const child = execa(tool, args, { env: server.toolEnv(), stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false });
   status.receiverPid = child.pid;
-  await store.save().catch(() => {});
 
   const tail: string[] = [];
   let streamed = false;
@@ -370,6 +369,13 @@ async function runPgReceivewal(
         streamed = true;
         void setState('streaming', detail);
       }, 1500);
+    } else if (!streamed && (match = /finished segment at (\S+) \(timeline (\d+)\)/.exec(line))) {
+      // A finished segment proves streaming too.
+      clearTimeout(streamingTimer);
+      streamed = true;
+      status.timeline = Number(match[2]);
+      void setState('streaming', `on timeline ${match[2]}, at ${match[1]}`);
+      void archiver.sweep().catch(() => {});
     } else if ((match = /switched to timeline (\d+) at (\S+)/.exec(line))) {
       status.timeline = Number(match[1]);
       void setState('streaming', `timeline ${match[1]} from ${match[2]}`);
@@ -377,6 +383,8 @@ async function runPgReceivewal(
       void archiver.sweep().catch(() => {});
     }
   });
+  // Only now: the line reader is attached before anything awaits, so pg_receivewal's first words are never missed.
+  await store.save().catch(() => {});
 
   const stop = () => {
     child.kill('SIGTERM'); // pg_receivewal flushes and closes the .partial
