@@ -18,8 +18,9 @@ export function registerListBackups(program: Command): void {
         const repos: Repository[] = cmd.repo ? [await server.repository(cmd.repo)] : await server.repositories();
         const rows: (BackupSummary & { status: DisplayStatus; retention: RetentionStatus | undefined; repository: string })[] = [];
         for (const repo of repos) {
-          const decision = await retentionDecision(server, repo);
-          for (const manifest of (await repo.listManifests()).reverse()) {
+          const manifests = await repo.listManifests();
+          const decision = await retentionDecision(server, repo, undefined, manifests);
+          for (const manifest of manifests.reverse()) {
             rows.push({ ...summarize(manifest), status: displayStatus(manifest), retention: decision.status.get(manifest.id), repository: repo.name });
           }
         }

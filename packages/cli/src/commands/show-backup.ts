@@ -16,13 +16,14 @@ export function registerShowBackup(program: Command): void {
       await withHarbor(options, async (harbor) => {
         const repo = await harbor.server(serverName).repository(cmd.repo);
         const manifest = await resolveBackup(repo, backupId);
-        const ids = (await repo.listManifests()).filter((m) => m.status === 'DONE').map((m) => m.id);
+        const manifests = await repo.listManifests();
+        const ids = manifests.filter((m) => m.status === 'DONE').map((m) => m.id);
         const at = ids.indexOf(manifest.id);
         const previous = at > 0 ? ids[at - 1] : undefined;
         const next = at >= 0 && at < ids.length - 1 ? ids[at + 1] : undefined;
         const status = displayStatus(manifest);
         const server = harbor.server(serverName);
-        const retention = (await retentionDecision(server, repo)).status.get(manifest.id);
+        const retention = (await retentionDecision(server, repo, undefined, manifests)).status.get(manifest.id);
         const policy = describePolicy(policyFor(server, repo));
         output(options, { ...summarize(manifest), status, retention, retentionPolicy: policy, repository: repo.name, previousBackup: previous ?? null, nextBackup: next ?? null }, () =>
           describe(manifest, status, repo.name, previous, next, `${retention ?? '-'} (policy: ${policy})`),

@@ -52,8 +52,7 @@ export class Sealer {
   private readonly header: Buffer;
   private readonly key: Buffer;
   private readonly chunkSize: number;
-  private pending: Buffer[] = [];
-  private pendingLength = 0;
+  private readonly pending = new PendingBytes();
   private index = 0;
   private started = false;
 
@@ -73,16 +72,15 @@ export class Sealer {
     }
     if (data.length === 0) return out;
     this.pending.push(data);
-    this.pendingLength += data.length;
     // Strictly more than one chunk: the last full chunk may turn out to be the final one.
-    while (this.pendingLength > this.chunkSize) out.push(...this.seal(this.takePending(this.chunkSize), false));
+    while (this.pending.length > this.chunkSize) out.push(...this.seal(this.pending.take(this.chunkSize), false));
     return out;
   }
 
   end(): Buffer[] {
     const out = this.started ? [] : [this.header];
     this.started = true;
-    out.push(...this.seal(this.takePending(this.pendingLength), true));
+    out.push(...this.seal(this.pending.take(this.pending.length), true));
     return out;
   }
 
@@ -94,14 +92,6 @@ export class Sealer {
     return tail.length ? [body, tail, cipher.getAuthTag()] : [body, cipher.getAuthTag()];
   }
 
-  private takePending(size: number): Buffer {
-    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingLength);
-    const taken = all.subarray(0, size);
-    const rest = all.subarray(size);
-    this.pending = rest.length ? [rest] : [];
-    this.pendingLength = rest.length;
-    return taken;
-  }
 }
 
 /** Size of an encrypted object holding `plainSize` bytes. */
@@ -133,8 +123,7 @@ export class Unsealer {
   private header?: SealedHeader;
   private key?: Buffer;
   private chunkSize = 0;
-  private pending: Buffer[] = [];
-  private pendingLength = 0;
+  private readonly pending = new PendingBytes();
   private index = 0;
 
   constructor(
@@ -145,22 +134,21 @@ export class Unsealer {
   push(data: Buffer): Buffer[] {
     if (data.length) {
       this.pending.push(data);
-      this.pendingLength += data.length;
     }
     const out: Buffer[] = [];
     if (!this.header) {
-      if (this.pendingLength < HEADER_SIZE) return out;
-      this.start(this.take(HEADER_SIZE));
+      if (this.pending.length < HEADER_SIZE) return out;
+      this.start(this.pending.take(HEADER_SIZE));
     }
     // A chunk followed by more bytes is not the final one.
-    while (this.pendingLength > this.chunkSize + TAG_SIZE) out.push(this.open(this.take(this.chunkSize + TAG_SIZE), false));
+    while (this.pending.length > this.chunkSize + TAG_SIZE) out.push(this.open(this.pending.take(this.chunkSize + TAG_SIZE), false));
     return out;
   }
 
   end(): Buffer[] {
-    if (!this.header) throw new DecryptionError(`encrypted data is truncated (${this.pendingLength} bytes, shorter than its header)`);
-    if (this.pendingLength < TAG_SIZE) throw new DecryptionError(`encrypted data is truncated after chunk ${this.index - 1}`);
-    return [this.open(this.take(this.pendingLength), true)];
+    if (!this.header) throw new DecryptionError(`encrypted data is truncated (${this.pending.length} bytes, shorter than its header)`);
+    if (this.pending.length < TAG_SIZE) throw new DecryptionError(`encrypted data is truncated after chunk ${this.index - 1}`);
+    return [this.open(this.pending.take(this.pending.length), true)];
   }
 
   private start(raw: Buffer): void {
@@ -191,12 +179,24 @@ export class Unsealer {
     }
   }
 
-  private take(size: number): Buffer {
-    const all = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingLength);
+}
+
+/** Bytes received but not yet sealed or opened: whole chunks are cut from the front. */
+class PendingBytes {
+  private parts: Buffer[] = [];
+  length = 0;
+
+  push(data: Buffer): void {
+    this.parts.push(data);
+    this.length += data.length;
+  }
+
+  take(size: number): Buffer {
+    const all = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.length);
     const taken = all.subarray(0, size);
     const rest = all.subarray(size);
-    this.pending = rest.length ? [rest] : [];
-    this.pendingLength = rest.length;
+    this.parts = rest.length ? [rest] : [];
+    this.length = rest.length;
     return taken;
   }
 }

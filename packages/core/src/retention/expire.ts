@@ -1,6 +1,7 @@
 import type { Harbor } from '../harbor.js';
 import type { ServerHandle } from '../server-handle.js';
 import type { Repository } from '../repository/repository.js';
+import type { BackupManifest } from '../repository/manifest.js';
 import type { RetentionEvent } from '../hooks.js';
 import { acquireLock } from '../repository/repository-lock.js';
 import { deleteBackup } from '../backup/delete-backup.js';
@@ -25,8 +26,9 @@ export function policyFor(server: ServerHandle, repository: Repository): Retenti
   return text ? parseRetentionPolicy(text, `servers.${server.name}.retention`) : undefined;
 }
 
-export async function retentionDecision(server: ServerHandle, repository: Repository, now = new Date()): Promise<RetentionDecision> {
-  return decideRetention(await repository.listManifests(), policyFor(server, repository), {
+/** `manifests`: pass them when already read, so that a listing does not read every manifest twice. */
+export async function retentionDecision(server: ServerHandle, repository: Repository, now = new Date(), manifests?: BackupManifest[]): Promise<RetentionDecision> {
+  return decideRetention(manifests ?? (await repository.listManifests()), policyFor(server, repository), {
     now,
     minimumRedundancy: server.config.minimum_redundancy as number | undefined,
   });
