@@ -36,6 +36,7 @@ export const BUILTIN_PLUGINS: readonly BuiltinPlugin[] = [
   { module: '@pgharbor/storage-s3', storage: ['s3'] },
   { module: '@pgharbor/storage-sftp', storage: ['sftp'] },
   { module: '@pgharbor/method-basebackup', methods: ['basebackup'] },
+  { module: '@pgharbor/method-rsync', methods: ['rsync'] },
   { module: '@pgharbor/notify-webhook', notifiers: ['webhook'] },
   { module: '@pgharbor/notify-command', notifiers: ['command'] },
   { module: '@pgharbor/notify-email', notifiers: ['email'] },

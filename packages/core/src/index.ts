@@ -71,3 +71,4 @@ export * from './codec/backup-codec.js';
 export * from './verify/verify-backup.js';
 export * from './verify/verify-wal.js';
 export * from './verify/pg-verifybackup.js';
+export * from './repository/stored-object.js';

@@ -148,6 +148,11 @@ export class PosixStorage implements StorageDriver {
     await this.removeEmptyParents(path.dirname(dir));
   }
 
+  localPath(key: string): string {
+    assertValidKey(key);
+    return this.fileOf(key);
+  }
+
   async close(): Promise<void> {
     // No connections or long-lived handles: readers own their file handles.
   }

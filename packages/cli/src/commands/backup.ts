@@ -12,8 +12,9 @@ export function registerBackup(program: Command): void {
     .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
     .option('--label <text>', 'backup label recorded by PostgreSQL')
     .option('--type <type>', 'full (the only type the basebackup method takes)', 'full')
+    .option('--reuse-backup <mode>', 'rsync method: off, copy or link (overrides reuse_backup for this run)', parseReuse)
     .description('take a backup of the server into a repository')
-    .action(async (serverName: string, cmd: { repo?: number; label?: string; type: string }, command: Command) => {
+    .action(async (serverName: string, cmd: { repo?: number; label?: string; type: string; reuseBackup?: string }, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>();
       if (cmd.type !== 'full') {
         throw new ConfigError(`--type ${cmd.type} is not available: this release takes full backups`, 'omit --type, or use --type full');
@@ -31,6 +32,7 @@ export function registerBackup(program: Command): void {
             repo: cmd.repo,
             label: cmd.label,
             signal: abort.signal,
+            overrides: cmd.reuseBackup ? { reuse_backup: cmd.reuseBackup } : {},
             onProgress: (done, total) => progress.update(done, total),
           });
           progress.finish();
@@ -45,6 +47,7 @@ export function registerBackup(program: Command): void {
             [
               `Backup ${manifest.id} of ${serverName} completed`,
               `  Size            : ${formatBytes(manifest.size)} in ${manifest.files.filter((f) => f.type === 'file').length} files`,
+              ...(manifest.reusedSize !== undefined ? [`  Incremental size: ${formatBytes(manifest.size - manifest.reusedSize)} (reuse ${manifest.reuse}: ${formatBytes(manifest.reusedSize)} shared with earlier backups)`] : []),
               `  Begin/end WAL   : ${manifest.startWal} / ${manifest.stopWal} (timeline ${manifest.timeline})`,
               `  Begin/end LSN   : ${manifest.startLsn} / ${manifest.stopLsn}`,
               `  Elapsed         : ${formatDuration(seconds)} (${formatBytes(manifest.size / Math.max(seconds, 0.001))}/s)`,
@@ -56,4 +59,9 @@ export function registerBackup(program: Command): void {
         }
       });
     });
+}
+
+function parseReuse(value: string): string {
+  if (!['off', 'copy', 'link'].includes(value)) throw new ConfigError(`--reuse-backup ${value}: unknown mode`, 'use off, copy or link');
+  return value;
 }

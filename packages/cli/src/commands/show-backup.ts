@@ -49,6 +49,7 @@ function describe(m: BackupManifest, status: string, repository: string, previou
     '',
     '  Base backup information:',
     `    Disk usage           : ${formatBytes(m.size)} (${formatBytes(m.storedSize)} stored)`,
+    ...(m.reusedSize !== undefined ? [`    Incremental size     : ${formatBytes(m.size - m.reusedSize)} (-${percent(m.reusedSize, m.size)}, reuse ${m.reuse})`] : []),
     `    Files                : ${m.files.filter((f) => f.type === 'file').length} in ${m.bundles.length} bundles`,
     `    Timeline             : ${m.timeline ?? '-'}`,
     `    Begin WAL            : ${m.startWal ?? '-'}`,
@@ -67,4 +68,9 @@ function describe(m: BackupManifest, status: string, repository: string, previou
   ];
   if (m.error?.hint) lines.push(`  HINT: ${m.error.hint}`);
   return lines.join('\n');
+}
+
+/** Barman's "(-87.45%)": how much of the full size an incremental backup did not store again. */
+function percent(part: number, whole: number): string {
+  return `${whole ? ((100 * part) / whole).toFixed(2) : '0.00'}%`;
 }

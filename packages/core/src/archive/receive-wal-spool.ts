@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Harbor } from '../harbor.js';
 import type { ServerHandle } from '../server-handle.js';
 import { HarborError, errorMessage } from '../errors.js';
-import { formatLsn, parseLsn, walFileName } from '../postgres/wal.js';
+import { formatLsn, nextSegment, parseLsn, walFileName } from '../postgres/wal.js';
 import { archivePush, checkSegmentIdentity } from './archive-push.js';
 import { findArchivedWal, pushWal } from './wal-archive.js';
 import { walFileKind } from './wal-file-name.js';
@@ -45,12 +45,6 @@ export async function listSpool(dir: string): Promise<SpoolFiles> {
   return { completed: [...history, ...segments], partials, other };
 }
 
-/** The segment after `name` (same timeline). */
-export function nextSegment(name: string, walSegmentSize: number): string {
-  const segmentsPerLog = 0x100000000n / BigInt(walSegmentSize);
-  const segno = BigInt('0x' + name.slice(8, 16)) * segmentsPerLog + BigInt('0x' + name.slice(16, 24));
-  return walFileName(parseInt(name.slice(0, 8), 16), (segno + 1n) * BigInt(walSegmentSize), walSegmentSize);
-}
 
 /** Store a .partial in every repository (replacing the previous copy). Returns false for a file with no WAL yet. */
 export async function pushPartial(server: ServerHandle, file: string): Promise<boolean> {

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { classifyReceiverError, lastError } from './receive-wal-traps.js';
-import { listSpool, nextSegment, spoolOrder } from './receive-wal-spool.js';
+import { listSpool, spoolOrder } from './receive-wal-spool.js';
+import { nextSegment } from '../postgres/wal.js';
 
 // pg_receivewal 15's words, as receive-wal sees them on stderr.
 const forked = `pg_receivewal: starting log streaming at 0/5000000 (timeline 1)

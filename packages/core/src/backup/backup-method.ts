@@ -1,8 +1,9 @@
 import type { Readable } from 'node:stream';
 import type { JsonSchema } from '../config/json-schema.js';
 import type { ServerHandle } from '../server-handle.js';
-import type { TablespaceInfo } from '../repository/manifest.js';
+import type { BackupManifest, ManifestFile, TablespaceInfo } from '../repository/manifest.js';
 import type { Logger } from '../log.js';
+import type { Repository } from '../repository/repository.js';
 
 /**
  * A backup method copies a running cluster into the repository through the
@@ -25,6 +26,10 @@ export interface MethodContext {
   signal: AbortSignal;
   /** Report expected total bytes when known, for progress display. */
   setExpectedBytes(bytes: number): void;
+  /** The repository this backup goes to (read it, e.g. for archived WAL; write only through the sink). */
+  repository: Repository;
+  /** Server options overridden for this run from the command line (e.g. reuse_backup). */
+  overrides: Record<string, unknown>;
 }
 
 export interface IngestOptions {
@@ -41,7 +46,28 @@ export interface BackupSink {
   ingestTar(tar: Readable, options?: IngestOptions): Promise<Map<string, Buffer>>;
   /** Keep PostgreSQL's own backup_manifest beside ours (for pg_verifybackup). */
   storePgBackupManifest(content: Buffer): Promise<void>;
+  /** Store one file's bytes (e.g. read from a local copy) into the backup's bundles and record it. */
+  storeFile(entry: FileEntry, content: AsyncIterable<Buffer> | Buffer[]): Promise<ManifestFile>;
+  /**
+   * Record a file, directory or symlink whose bytes need no storing here:
+   * a file the method wrote into `tree()`, or one reused from an earlier
+   * backup (`reference`). `reusedBytes`: how much of it was not stored again.
+   */
+  record(entry: ManifestFile, reusedBytes?: number): void;
+  /**
+   * A local directory where the method may write this backup's files itself,
+   * as a plain tree (object keys `<server>/trees/<id>/<path>`), or undefined
+   * when the repository is not a local filesystem or is encrypted.
+   * `previousTree(id)` is the same directory of an earlier backup.
+   */
+  tree(): string | undefined;
+  previousTree(backupId: string): string | undefined;
+  /** The newest DONE backup of this server in this repository by the same method: what reuse starts from. */
+  previousBackup(): Promise<BackupManifest | undefined>;
 }
+
+/** A file's description before it is stored: path, mode, mtime. */
+export type FileEntry = Pick<ManifestFile, 'path' | 'mode' | 'mtime'> & { size?: number };
 
 export interface MethodResult {
   startLsn: string;
@@ -54,4 +80,6 @@ export interface MethodResult {
   /** True when the WAL from startLsn to stopLsn is inside the backup. */
   walIncluded: boolean;
   tablespaces: TablespaceInfo[];
+  /** How an earlier backup was reused (link, copy, reference), when it was. */
+  reuse?: string;
 }

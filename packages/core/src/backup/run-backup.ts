@@ -22,6 +22,8 @@ export interface BackupOptions {
   onProgress?: (storedBytes: number, expectedBytes: number | undefined) => void;
   /** Abort the backup (e.g. on SIGINT): it ends FAILED. */
   signal?: AbortSignal;
+  /** Method options for this run only (e.g. `--reuse-backup` → { reuse_backup }). */
+  overrides?: Record<string, unknown>;
 }
 
 /**
@@ -51,6 +53,11 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
   let info;
   try {
     info = await queryServerInfo(client);
+  } catch (error) {
+    throw new HarborError(`server ${server.name}: cannot read the cluster's identity and settings: ${errorMessage(error)}`, {
+      hint: 'the conninfo user needs to read data_directory and pg_control: a superuser, or GRANT pg_read_all_settings, pg_monitor TO <user>',
+      cause: error,
+    });
   } finally {
     await client.end().catch(() => {});
   }
@@ -102,20 +109,35 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
         ingestTar(
           tar,
           writer,
-          (file) => {
-            files.push(file);
-            manifest.size += file.size;
-            if (file.type === 'file') {
-              harbor.hooks.backup.fileStored.call(event, file);
-              options.onProgress?.(manifest.size, expected);
-            }
-          },
+          (file) => record(file),
           ingestOptions,
         ),
       storePgBackupManifest: async (content) => {
         await repository.storage.put(repository.pgBackupManifestKey(id), content);
         manifest.pgBackupManifest = true;
       },
+      storeFile: async (entry, content) => {
+        const stored = await writer.writeFile(content, entry.size ?? 0);
+        const file: ManifestFile = { path: entry.path, type: 'file', mode: entry.mode, mtime: entry.mtime, compression: 'none', encryption: 'none', ...stored };
+        record(file);
+        return file;
+      },
+      record: (file, reusedBytes = 0) => record(file, reusedBytes),
+      tree: () => treeOf(repository, id),
+      previousTree: (backupId) => treeOf(repository, backupId),
+      previousBackup: async () => {
+        const done = (await repository.listManifests()).filter((m) => m.status === 'DONE' && m.method === manifest.method && m.id !== id);
+        return done.at(-1);
+      },
+    };
+    const record = (file: ManifestFile, reusedBytes = 0) => {
+      files.push(file);
+      manifest.size += file.size;
+      if (reusedBytes) manifest.reusedSize = (manifest.reusedSize ?? 0) + reusedBytes;
+      if (file.type === 'file') {
+        harbor.hooks.backup.fileStored.call(event, file);
+        options.onProgress?.(manifest.size, expected);
+      }
     };
 
     try {
@@ -128,6 +150,8 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
         logger: harbor.logger,
         signal: abort.signal,
         setExpectedBytes: (bytes) => (expected = bytes),
+        repository,
+        overrides: options.overrides ?? {},
       });
       if (abort.signal.aborted) throw abort.signal.reason;
       manifest.bundles = await writer.finish();
@@ -142,8 +166,10 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
         timeline: result.timeline,
         walIncluded: result.walIncluded,
         tablespaces: result.tablespaces,
+        ...(result.reuse ? { reuse: result.reuse } : {}),
         files: files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
-        storedSize: manifest.bundles.reduce((sum, bundle) => sum + bundle.storedSize, 0),
+        // Bytes this backup added to the repository: its bundles, and the tree files it did not hard-link.
+        storedSize: manifest.bundles.reduce((sum, bundle) => sum + bundle.storedSize, 0) + treeBytes(files, manifest.reusedSize ?? 0),
       } satisfies Partial<BackupManifest>);
       if (result.startTime) manifest.startTime = result.startTime.toISOString();
       delete manifest.process;
@@ -193,6 +219,17 @@ async function failOrphans(repository: Repository, harbor: Harbor): Promise<void
     await repository.writeManifest(manifest);
     harbor.logger.warn(`backup ${manifest.id} of ${repository.server} was interrupted earlier; marked FAILED`);
   }
+}
+
+/** Local directory of a backup's plain file tree, when the repository can hold one (a local filesystem, not encrypted). */
+function treeOf(repository: Repository, backupId: string): string | undefined {
+  if (!repository.storage.localPath || repository.codec.encryption !== 'none') return undefined;
+  return repository.storage.localPath(repository.treePrefix(backupId).slice(0, -1));
+}
+
+function treeBytes(files: ManifestFile[], reusedBytes: number): number {
+  const inTree = files.reduce((sum, f) => sum + (f.object !== undefined ? f.size : 0), 0);
+  return Math.max(0, inTree - reusedBytes);
 }
 
 async function uniqueBackupId(repository: Repository, date: Date): Promise<string> {

@@ -3,11 +3,13 @@ import { HarborError, errorMessage } from '../errors.js';
 import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { DecryptionError } from './cipher.js';
+import { storedObjectKey } from '../repository/stored-object.js';
 
 /** Where a file's stored bytes are: its own bundle, or the one of the backup it references. */
 export function storedRange(repository: Repository, backup: BackupManifest, file: ManifestFile): { key: string; offset: number; length: number } | undefined {
-  if (file.bundle === undefined) return undefined;
-  return { key: repository.bundleKey(file.reference ?? backup.id, file.bundle), offset: file.offset ?? 0, length: file.storedSize ?? file.size };
+  const key = storedObjectKey(repository, backup.id, file);
+  if (key === undefined) return undefined;
+  return { key, offset: file.offset ?? 0, length: file.storedSize ?? file.size };
 }
 
 export function isEncoded(file: ManifestFile): boolean {
@@ -52,7 +54,7 @@ function damaged(file: ManifestFile, error: unknown): HarborError {
  * not this backup fails here too, with a clear message.
  */
 export async function checkBackupReadable(repository: Repository, backup: BackupManifest): Promise<void> {
-  const encrypted = backup.files.filter((f) => f.type === 'file' && (f.encryption ?? 'none') !== 'none' && f.bundle !== undefined);
+  const encrypted = backup.files.filter((f) => f.type === 'file' && (f.encryption ?? 'none') !== 'none' && (f.bundle !== undefined || f.object !== undefined));
   if (encrypted.length === 0) return;
   await repository.codec.key();
   const probe = encrypted.reduce((a, b) => ((b.storedSize ?? b.size) < (a.storedSize ?? a.size) ? b : a));

@@ -33,3 +33,10 @@ const segmentPattern = /^[0-9A-F]{24}$/;
 export function isWalSegmentName(name: string): boolean {
   return segmentPattern.test(name);
 }
+
+/** The segment after `name` (same timeline). */
+export function nextSegment(name: string, walSegmentSize = DEFAULT_WAL_SEGMENT_SIZE): string {
+  const segmentsPerLog = 0x100000000n / BigInt(walSegmentSize);
+  const segno = BigInt('0x' + name.slice(8, 16)) * segmentsPerLog + BigInt('0x' + name.slice(16, 24));
+  return walFileName(parseInt(name.slice(0, 8), 16), (segno + 1n) * BigInt(walSegmentSize), walSegmentSize);
+}

@@ -39,6 +39,13 @@ export interface ManifestFile {
   encryption: string;
   /** Backup id that stores the bytes when they are reused from an earlier backup. */
   reference?: string;
+  /**
+   * Instead of a bundle: the bytes are stored, as they are, alone in the
+   * object `<server>/trees/<backup id>/<object>` (e.g. "base/1/1259"): the
+   * layout of methods that write plain file trees (rsync into a posix
+   * repository, unchanged files hard-linked to the previous backup's).
+   */
+  object?: string;
 }
 
 export interface BundleInfo {
@@ -90,6 +97,14 @@ export interface BackupManifest {
   keep?: 'full' | 'standalone';
   /** Name of the PostgreSQL backup_manifest copy stored beside this manifest, when the method provides one. */
   pgBackupManifest?: boolean;
+  /**
+   * Original bytes this backup did not store again because they were
+   * reused from an earlier backup (hard links or references): size minus
+   * reusedSize is what the backup added ("incremental size").
+   */
+  reusedSize?: number;
+  /** How the method reused an earlier backup: link (hard links), copy, reference (bundles of an earlier backup), off. */
+  reuse?: string;
 }
 
 /** A manifest as shown by list-backups: no file list. */

@@ -13,6 +13,7 @@ import { RepositoryCodec } from '../codec/repository-codec.js';
  *   <server>/backups/<id>/manifest.json         written at start (STARTED), replaced at the end (DONE/FAILED)
  *   <server>/backups/<id>/bundle-000001.dat     file contents, concatenated; offsets in the manifest
  *   <server>/backups/<id>/backup_manifest       PostgreSQL's own manifest, when the method gives one
+ *   <server>/trees/<id>/…                       plain files of methods that write a file tree (rsync)
  *   <server>/wal/<timeline+log>/<segment>       archived WAL (see the archive commands)
  */
 export class Repository {
@@ -44,6 +45,20 @@ export class Repository {
 
   bundleKey(id: string, bundle: number): string {
     return `${this.backupPrefix(id)}bundle-${String(bundle).padStart(6, '0')}.dat`;
+  }
+
+  /**
+   * Where a backup's plain file tree lives (methods that write files
+   * themselves, e.g. rsync with hard links). Beside backups/, not inside:
+   * listing backups must not walk every file of every tree.
+   */
+  treePrefix(id: string): string {
+    return `${this.server}/trees/${id}/`;
+  }
+
+  /** Key of a file stored alone (ManifestFile.object) in backup `id`'s tree. */
+  objectKey(id: string, object: string): string {
+    return `${this.treePrefix(id)}${object}`;
   }
 
   pgBackupManifestKey(id: string): string {
@@ -121,12 +136,14 @@ export class Repository {
   /** Remove every object of a backup, manifest first so that it stops being listed as restorable at once. */
   async deleteBackup(id: string): Promise<void> {
     await this.storage.delete(this.manifestKey(id));
-    if (this.storage.deletePrefix) {
-      await this.storage.deletePrefix(this.backupPrefix(id));
-      return;
+    for (const prefix of [this.backupPrefix(id), this.treePrefix(id)]) {
+      if (this.storage.deletePrefix) {
+        await this.storage.deletePrefix(prefix);
+        continue;
+      }
+      const keys: string[] = [];
+      for await (const object of this.storage.list(prefix)) keys.push(object.key);
+      for (const key of keys) await this.storage.delete(key);
     }
-    const keys: string[] = [];
-    for await (const object of this.storage.list(this.backupPrefix(id))) keys.push(object.key);
-    for (const key of keys) await this.storage.delete(key);
   }
 }

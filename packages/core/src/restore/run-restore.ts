@@ -15,6 +15,7 @@ import { assertTargetReachable, hasTarget, pickBackupForTarget, validateRecovery
 import { writeRecoveryConfig, type RecoveryConfigResult } from './recovery-config.js';
 import { hasArchivedWal } from '../archive/wal-archive.js';
 import { checkBackupReadable, decodeFile } from '../codec/backup-codec.js';
+import { storedObjectKey } from '../repository/stored-object.js';
 import { checkDeltaTarget, finishDelta, planDelta, type DeltaSummary } from './delta-restore.js';
 
 export interface RestoreOptions {
@@ -104,7 +105,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
 
     const files = backup.files.filter((f) => f.type === 'file');
     const controlFile = files.find((f) => f.path === CONTROL_FILE);
-    const bundles = groupByBundle(files.filter((f) => f !== controlFile && !plan?.kept.has(f.path)), backup.id);
+    const bundles = groupByBundle(repository, files.filter((f) => f !== controlFile && !plan?.kept.has(f.path)), backup.id);
     const jobs = Math.max(1, options.jobs ?? 2);
     const queue = [...bundles.values()];
     const workers = Array.from({ length: Math.min(jobs, queue.length) }, async () => {
@@ -132,7 +133,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     });
     await harbor.hooks.recovery.configWritten.promise(event, recovery.settings);
     if (controlFile) {
-      await restoreBundle(repository, { backupId: controlFile.reference ?? backup.id, bundle: controlFile.bundle!, files: [controlFile] }, writeTarget, (file) => progress(file.size));
+      await restoreBundle(repository, { key: storedObjectKey(repository, backup.id, controlFile), files: [controlFile] }, writeTarget, (file) => progress(file.size));
     }
     if (plan) await finishDelta(destination);
     await syncFilesystems(destination, [...tablespaceDirs.values()]);
@@ -172,9 +173,9 @@ async function chooseBackup(repository: Repository, backupId: string, target: Re
   return resolveRestorableBackup(repository, backupId);
 }
 
+/** Files stored in one object (a bundle, or a file stored alone); no key: empty files, nothing to read. */
 interface BundleGroup {
-  backupId: string;
-  bundle: number;
+  key: string | undefined;
   files: ManifestFile[];
 }
 
@@ -204,21 +205,20 @@ function isTablespaceLink(p: string): boolean {
   return /^pg_tblspc\/\d+$/.test(p);
 }
 
-function groupByBundle(files: ManifestFile[], backupId: string): Map<string, BundleGroup> {
+function groupByBundle(repository: Repository, files: ManifestFile[], backupId: string): Map<string, BundleGroup> {
   const groups = new Map<string, BundleGroup>();
-  const empty: BundleGroup = { backupId, bundle: 0, files: [] };
+  const empty: BundleGroup = { key: undefined, files: [] };
   for (const file of files) {
-    if (file.bundle === undefined) {
+    const key = storedObjectKey(repository, backupId, file);
+    if (key === undefined) {
       empty.files.push(file); // zero-length files have no stored bytes
       continue;
     }
-    const owner = file.reference ?? backupId;
-    const key = `${owner}/${file.bundle}`;
     let group = groups.get(key);
-    if (!group) groups.set(key, (group = { backupId: owner, bundle: file.bundle, files: [] }));
+    if (!group) groups.set(key, (group = { key, files: [] }));
     group.files.push(file);
   }
-  if (empty.files.length) groups.set('empty', empty);
+  if (empty.files.length) groups.set('', empty);
   for (const group of groups.values()) group.files.sort((a, b) => (a.offset ?? 0) - (b.offset ?? 0));
   return groups;
 }
@@ -230,7 +230,7 @@ async function restoreBundle(
   targetOf: (file: ManifestFile) => string,
   onFile: (file: ManifestFile) => void,
 ): Promise<void> {
-  if (group.bundle === 0) {
+  if (group.key === undefined) {
     for (const file of group.files) {
       await writeFile(targetOf(file), file, (async function* () {})());
       onFile(file);
@@ -240,8 +240,7 @@ async function restoreBundle(
   const first = group.files[0].offset ?? 0;
   const last = group.files.at(-1)!;
   const length = (last.offset ?? 0) + (last.storedSize ?? last.size) - first;
-  const key = repository.bundleKey(group.backupId, group.bundle);
-  const reader = new ChunkReader(await repository.storage.get(key, { offset: first, length }));
+  const reader = new ChunkReader(await repository.storage.get(group.key, { offset: first, length }));
   try {
     let position = first;
     for (const file of group.files) {

@@ -42,6 +42,14 @@ export interface StorageDriver {
    */
   deletePrefix?(prefix: string): Promise<void>;
 
+  /**
+   * Optional, for drivers whose objects are plain files on a local
+   * filesystem: the file that holds (or will hold) `key`. Methods that
+   * write file trees themselves (rsync with hard links to the previous
+   * backup) write there directly; everything else goes through put/get.
+   */
+  localPath?(key: string): string;
+
   /** Release connections and handles. */
   close(): Promise<void>;
 }

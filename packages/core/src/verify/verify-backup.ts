@@ -10,6 +10,7 @@ import type { Repository } from '../repository/repository.js';
 import { resolveBackup } from '../restore/resolve-backup.js';
 import { ChunkReader } from '../restore/chunk-reader.js';
 import { decodeFile } from '../codec/backup-codec.js';
+import { storedObjectKey } from '../repository/stored-object.js';
 import { verifyWal, type WalVerification } from './verify-wal.js';
 import { runPgVerifybackup, type PgVerifybackupResult } from './pg-verifybackup.js';
 
@@ -126,7 +127,7 @@ async function verifyBackup(
     else copyDir = await fs.mkdtemp(path.join(options.tempDir ?? os.tmpdir(), `pgharbor-verify-${backup.id}-`));
   }
   try {
-    const groups = groupByBundle(backup, files, problems);
+    const groups = groupByBundle(repository, backup, files, problems);
     const queue = [...groups];
     const jobs = Math.max(1, options.jobs ?? 2);
     await Promise.all(
@@ -167,16 +168,16 @@ interface Group {
   files: ManifestFile[];
 }
 
-function groupByBundle(backup: BackupManifest, files: ManifestFile[], problems: VerifyProblem[]): Group[] {
+function groupByBundle(repository: Repository, backup: BackupManifest, files: ManifestFile[], problems: VerifyProblem[]): Group[] {
   const groups = new Map<string, Group>();
   const empty: Group = { key: '', files: [] };
   for (const file of files) {
-    if (file.bundle === undefined) {
+    const key = storedObjectKey(repository, backup.id, file);
+    if (key === undefined) {
       if (file.size > 0) problems.push({ kind: 'manifest', file: file.path, message: `${file.path}: the manifest says ${file.size} bytes but stores none` });
       else empty.files.push(file);
       continue;
     }
-    const key = `${file.reference ?? backup.id}/${file.bundle}`;
     let group = groups.get(key);
     if (!group) groups.set(key, (group = { key, files: [] }));
     group.files.push(file);
@@ -202,8 +203,7 @@ async function verifyGroup(
     }
     return;
   }
-  const [backupId, bundleText] = group.key.split('/');
-  const bundleKey = repository.bundleKey(backupId, Number(bundleText));
+  const bundleKey = group.key;
   const info = await repository.storage.stat(bundleKey);
   if (!info) {
     for (const file of group.files) problems.push({ kind: 'bundle', file: file.path, message: `${file.path}: its bundle ${bundleKey} is missing from the repository` });

@@ -4,7 +4,7 @@ import type { BackupManifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { listArchivedWal, openArchivedWal } from '../archive/wal-archive.js';
 import { walFileKind, walFileTimeline } from '../archive/wal-file-name.js';
-import { DEFAULT_WAL_SEGMENT_SIZE } from '../postgres/wal.js';
+import { nextSegment } from '../postgres/wal.js';
 import type { VerifyProblem } from './verify-backup.js';
 
 export interface WalVerification {
@@ -20,19 +20,6 @@ export interface WalVerification {
   note?: string;
 }
 
-/** The segment after `name` (16 MiB segments: 256 per log file). */
-export function nextSegment(name: string, segmentSize = DEFAULT_WAL_SEGMENT_SIZE): string {
-  const perLog = 0x100000000 / segmentSize;
-  const tli = name.slice(0, 8);
-  let log = parseInt(name.slice(8, 16), 16);
-  let seg = parseInt(name.slice(16, 24), 16) + 1;
-  if (seg >= perLog) {
-    seg = 0;
-    log += 1;
-  }
-  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
-  return tli + hex(log) + hex(seg);
-}
 
 /** Segment position without the timeline, for comparisons across timelines. */
 function position(name: string): string {
