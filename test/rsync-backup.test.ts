@@ -230,4 +230,42 @@ describe('rsync backups over ssh', () => {
       expect(JSON.parse(result.stdout).status).toBe('DONE');
     }, 120_000);
   });
+
+  it('into a repository that cannot hold a tree (encrypted): a local mirror, unchanged files referenced, not stored again', async () => {
+    const passphrase = path.join(ws.dir, 'passphrase');
+    await writeFile(passphrase, 'correct horse battery staple rsync\n', { mode: 0o600 });
+    await chownToPgUser(passphrase);
+    const config = await readFile(ws.configFile, 'utf8');
+    await writeFile(ws.configFile, config.replace('      - { type: posix, path: ./repo }', '      - { type: posix, path: ./repo }\n      - { type: posix, name: vault, path: ./repo-enc, encryption: { passphrase: { from_file: ./passphrase } } }'));
+    await setServerOptions([`ssh_command: "${sshCommand}"`, 'staging_dir: ./mirror']);
+
+    const first = await ws.run(['--json', 'backup', 'pg', '--repo', '2']);
+    expect(first.stderr).not.toMatch(/ERROR/);
+    const one = JSON.parse(first.stdout);
+    expect(one.status).toBe('DONE');
+    expect(existsSync(path.join(ws.dir, 'repo-enc', 'pg', 'trees'))).toBe(false);
+    expect(existsSync(path.join(ws.dir, 'mirror', 'pg', 'vault', 'global', 'pg_control'))).toBe(true);
+
+    await ws.cluster.query('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 4000');
+    const second = await ws.run(['--json', 'backup', 'pg', '--repo', '2']);
+    expect(second.stderr).not.toMatch(/ERROR/);
+    const two = JSON.parse(second.stdout);
+    expect(two.reuse).toBe('reference');
+    expect(two.reusedSize).toBeGreaterThan(two.size * 0.75);
+    expect(two.storedSize).toBeLessThan(one.storedSize * 0.25);
+    const manifest = JSON.parse(await readFile(path.join(ws.dir, 'repo-enc', 'pg', 'backups', two.id, 'manifest.json'), 'utf8'));
+    expect(manifest.files.filter((f: { reference?: string }) => f.reference === one.id).length).toBeGreaterThan(10);
+    // Still encrypted: nothing of the tree, every stored file sealed.
+    expect(manifest.files.filter((f: { type: string; size: number }) => f.type === 'file' && f.size > 0).every((f: { encryption: string }) => f.encryption === 'aes-256-gcm')).toBe(true);
+
+    const source = await pgbenchChecksums(ws.cluster);
+    const target = await ws.restoreTarget();
+    const restore = await ws.run(['restore', 'pg', two.id, target, '--repo', '2']);
+    expect(restore.stderr).not.toMatch(/ERROR/);
+    expect(restore.exitCode).toBe(0);
+    const restored = await ws.startRestored(target);
+    await waitPromoted(restored);
+    expect(await pgbenchChecksums(restored)).toEqual(source);
+    await restored.stop();
+  }, 240_000);
 });

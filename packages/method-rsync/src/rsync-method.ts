@@ -275,7 +275,8 @@ async function recordFromMirror(context: MethodContext, dir: string, info: Serve
     const earlier = before.get(entry.path);
     if (earlier?.sha256 && earlier.size === entry.size && (earlier.bundle !== undefined || earlier.object !== undefined) && earlier.sha256 === (await sha256OfFile(file))) {
       const { path: _p, mode: _m, mtime: _t, ...stored } = earlier;
-      context.sink.record({ ...stored, ...common, type: 'file', reference: earlier.reference ?? previous!.id } as ManifestFile, entry.size);
+      // Where and how the bytes are stored (bundle, offset, codec) is the earlier backup's; path, mode and time are today's.
+      context.sink.record({ ...common, ...stored, type: 'file', reference: earlier.reference ?? previous!.id } as ManifestFile, entry.size);
       continue;
     }
     await context.sink.storeFile({ path: entry.path, mode: entry.mode, mtime: entry.mtime, size: entry.size }, createReadStream(file, { highWaterMark: 1024 * 1024 }));
