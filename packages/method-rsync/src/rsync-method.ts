@@ -18,7 +18,7 @@ import {
   type ServerInfo,
 } from '@pgharbor/core';
 import { parseSshCommand } from './ssh-command.js';
-import { copyPaths, listRemote, type RemoteEntry, type RsyncEndpoint } from './rsync-runner.js';
+import { copyPaths, copyTree, listRemote, type RemoteEntry, type RsyncEndpoint } from './rsync-runner.js';
 import { DATA_DIRECTORY_EXCLUDES, TABLESPACE_EXCLUDES, excludeArgs } from './pg-excludes.js';
 import { planCopy } from './copy-plan.js';
 import { pruneTree, scanTree, sha256OfFile, statIn, type LocalEntry } from './local-tree.js';
@@ -86,7 +86,7 @@ export const rsyncMethod: BackupMethod = {
     try {
       const info = await queryServerInfo(client);
       if (info.inRecovery) throw new HarborError(`server ${server.name} is a standby: the rsync method backs up primaries`, { hint: 'back up the primary, or use method basebackup on the standby' });
-      const archiveMode = await requireWalArchive(client, server.name, options);
+      await requireWalArchive(client, server.name, options);
       const sizes = await client.query(`SELECT sum(pg_database_size(oid))::bigint AS size FROM pg_database`);
       context.setExpectedBytes(Number(sizes.rows[0].size));
 
@@ -96,28 +96,42 @@ export const rsyncMethod: BackupMethod = {
       await fs.mkdir(target.dir, { recursive: true, mode: 0o700 });
       const copyStarted = Math.floor(Date.now() / 1000);
 
+      const clock = Date.now();
+      const phase = (what: string) => context.logger.debug(`rsync backup of ${server.name}: ${what} after ${((Date.now() - clock) / 1000).toFixed(2)} s`);
       await startBackup(client, info.versionNum, context.label, options.immediate_checkpoint ?? false, server.name);
+      phase('backup started (checkpoint done)');
       context.logger.info(`rsync backup of ${server.name}: copying ${info.dataDirectory} from ${endpoint.ssh.destination} (reuse ${tree ? (target.base ? reuse : 'off') : 'reference'}, ${jobs} job${jobs > 1 ? 's' : ''})`);
       const listed = new Set<string>(['pg_tblspc', MIRROR_STATE_FILE]);
       for (const source of sourcesOf(info)) {
+        if (tree && !target.base && jobs === 1) {
+          // Nothing to compare with, one process: a plain recursive copy, no listing first.
+          await copyTree(endpoint, source.remote, path.join(target.dir, source.prefix), excludeArgs(source.excludes));
+          continue;
+        }
         const entries = await listRemote(endpoint, source.remote, excludeArgs(source.excludes));
+        phase(`${source.remote} listed: ${entries.length} entries`);
         for (const entry of entries) listed.add(source.prefix ? `${source.prefix}/${entry.path}` : entry.path);
         if (source.prefix) listed.add(source.prefix);
         await copySource(endpoint, source, entries, target, tree ? reuse : 'mirror', jobs);
       }
       if (!tree) await pruneTree(target.dir, listed); // the mirror drops what the cluster dropped
+      phase('files copied');
 
-      const stop = await stopBackup(client, info.versionNum, archiveMode, server.name);
+      // Not PostgreSQL's own wait for the archiver (it polls once a second): waitForWal below checks the repository itself.
+      const stop = await stopBackup(client, info.versionNum, false, server.name);
       await writeLabelFiles(target.dir, stop.labelFile, stop.spcmapFile);
+      phase('backup stopped');
       const label = parseBackupLabel(stop.labelFile);
       const stopWal = walFileBefore(label.timeline, stop.lsn, info.walSegmentSize);
       await waitForWal(context, label.startWal, stopWal, info.walSegmentSize, options.wal_archive_timeout ?? 120);
 
+      phase(`WAL ${label.startWal}..${stopWal} archived`);
       if (tree) await recordTree(context, target.dir, info, previous, target.base);
       else {
         await recordFromMirror(context, target.dir, info, previous);
         await writeMirrorState(target.dir, { horizon: copyStarted, systemIdentifier: info.systemIdentifier });
       }
+      phase('files recorded');
       return {
         startLsn: label.startLsn,
         stopLsn: stop.lsn,
@@ -220,12 +234,12 @@ async function waitForWal(context: MethodContext, startWal: string, stopWal: str
         hint: 'check archive_command (pgharbor archive-push) and pg_stat_archiver, or that receive-wal runs; raise wal_archive_timeout on a busy server',
       });
     }
-    await new Promise((resolve) => setTimeout(resolve, 250));
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
 /** The rsync method is useless without archived WAL: say so before copying anything. */
-async function requireWalArchive(client: pg.Client, server: string, options: RsyncServerOptions): Promise<boolean> {
+async function requireWalArchive(client: pg.Client, server: string, options: RsyncServerOptions): Promise<void> {
   const { rows } = await client.query(`SELECT current_setting('archive_mode') AS mode`);
   const archiving = rows[0].mode !== 'off';
   if (!archiving && !options.streaming_archiver) {
@@ -233,7 +247,6 @@ async function requireWalArchive(client: pg.Client, server: string, options: Rsy
       hint: "set archive_mode = on and archive_command = 'pgharbor archive-push <server> %p' (restart needed), or streaming_archiver: true with pgharbor receive-wal",
     });
   }
-  return archiving;
 }
 
 /**
@@ -243,18 +256,29 @@ async function requireWalArchive(client: pg.Client, server: string, options: Rsy
  */
 async function recordTree(context: MethodContext, dir: string, info: ServerInfo, previous: BackupManifest | undefined, base: CopyTarget['base']): Promise<void> {
   const before = new Map((previous?.files ?? []).map((f) => [f.path, f]));
+  const files: LocalEntry[] = [];
   for (const entry of await scanTree(dir)) {
     const common = entryBase(entry, info);
-    if (common.type !== 'file') {
-      context.sink.record(common as ManifestFile);
-      continue;
-    }
+    if (common.type === 'file') files.push(entry);
+    else context.sink.record(common as ManifestFile);
+  }
+  // Several files hashed at once: per-file open/read latency, not the CPU, bounds a tree of many small files.
+  await forEachConcurrently(files, HASH_CONCURRENCY, async (entry) => {
     const earlier = before.get(entry.path);
     const linked = base && earlier?.sha256 && earlier.object !== undefined ? await statIn(base.dir, entry.path) : undefined;
     const shared = linked !== undefined && linked.dev === entry.dev && linked.ino === entry.ino;
     const sha256 = shared ? earlier!.sha256! : await sha256OfFile(path.join(dir, entry.path));
-    context.sink.record({ ...common, sha256, storedSize: entry.size, ...(entry.size > 0 ? { object: entry.path } : {}) } as ManifestFile, shared ? entry.size : 0);
-  }
+    context.sink.record({ ...entryBase(entry, info), sha256, storedSize: entry.size, ...(entry.size > 0 ? { object: entry.path } : {}) } as ManifestFile, shared ? entry.size : 0);
+  });
+}
+
+const HASH_CONCURRENCY = 4;
+
+async function forEachConcurrently<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await work(items[next++]);
+  }));
 }
 
 /**

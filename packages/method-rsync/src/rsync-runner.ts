@@ -52,6 +52,11 @@ export interface CopyOptions {
   checksum?: boolean;
 }
 
+/** Copy a whole directory (minus the excludes) into `localDir`: the first backup, when there is nothing to compare with. */
+export async function copyTree(endpoint: RsyncEndpoint, remoteDir: string, localDir: string, excludes: string[]): Promise<void> {
+  await runRsync(endpoint, ['-rlpt', ...commonArgs(endpoint), ...excludes, `${endpoint.ssh.destination}:${withSlash(remoteDir)}`, withSlash(localDir)], `copy ${remoteDir} from ${endpoint.ssh.host}`);
+}
+
 /** Copy the listed paths (relative to `remoteDir`) into `localDir`, keeping their relative paths. */
 export async function copyPaths(endpoint: RsyncEndpoint, remoteDir: string, localDir: string, paths: string[], options: CopyOptions = {}): Promise<void> {
   if (paths.length === 0) return;
