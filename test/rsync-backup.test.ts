@@ -146,12 +146,18 @@ describe('rsync backups over ssh', () => {
     await restored.stop();
   }, 180_000);
 
-  it('recovers to a point in time from an rsync backup and archived WAL', async () => {
+  it('recovers to a point in time from an rsync backup (parallel jobs, compressed, rate-limited, reuse copy) and archived WAL', async () => {
     await ws.cluster.query('CREATE TABLE pitr (id int)');
     await ws.cluster.query('INSERT INTO pitr SELECT generate_series(1, 50)');
-    const backup = await ws.run(['--json', 'backup', 'pg', '--reuse-backup', 'copy']);
+    await setServerOptions([`ssh_command: "${sshCommand}"`, 'parallel_jobs: 3', 'network_compression: true', 'bandwidth_limit: 500M']);
+    const backup = await ws.run(['--json', '--log-level', 'debug', 'backup', 'pg', '--reuse-backup', 'copy']);
+    await setServerOptions([`ssh_command: "${sshCommand}"`]);
+    expect(backup.stderr).toMatch(/reuse copy, 3 jobs/);
     expect(backup.exitCode).toBe(0);
-    expect(JSON.parse(backup.stdout).reuse).toBe('copy');
+    const copied = JSON.parse(backup.stdout);
+    expect(copied.reuse).toBe('copy');
+    // copy: unchanged files come from the previous tree, but as copies of their own (no shared inodes).
+    expect((await treeUsage(path.join(ws.repoDir, 'pg', 'trees', copied.id))).linked).toBe(0);
     await ws.cluster.query('INSERT INTO pitr SELECT generate_series(51, 80)');
     await switchAndWaitArchived(ws.cluster);
     const [{ now }] = await ws.cluster.query<{ now: string }>('SELECT now()::text AS now');
