@@ -1,4 +1,4 @@
-import { copyFile, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -274,6 +274,38 @@ describe('rsync backups over ssh', () => {
     const restored = await ws.startRestored(target);
     await waitPromoted(restored);
     expect(await pgbenchChecksums(restored)).toEqual(source);
+    await restored.stop();
+  }, 240_000);
+
+  it('copies a tablespace from its own location, and restores it to a mapped one', async () => {
+    const spaceDir = path.join(ws.dir, 'space');
+    await mkdir(spaceDir, { mode: 0o700 });
+    await chownToPgUser(spaceDir);
+    await ws.cluster.query(`CREATE TABLESPACE extra LOCATION '${spaceDir}'`);
+    await ws.cluster.query('CREATE TABLE far (id int PRIMARY KEY, note text) TABLESPACE extra');
+    await ws.cluster.query(`INSERT INTO far SELECT g, md5(g::text) FROM generate_series(1, 20000) g`);
+    const backup = await ws.run(['--json', 'backup', 'pg', '--repo', '1']);
+    expect(backup.stderr).not.toMatch(/ERROR/);
+    const manifest = JSON.parse(backup.stdout);
+    expect(manifest.tablespaces).toEqual([expect.objectContaining({ name: 'extra', location: spaceDir })]);
+    const tree = path.join(ws.repoDir, 'pg', 'trees', manifest.id);
+    const oid = manifest.tablespaces[0].oid;
+    expect((await readdir(path.join(tree, 'pg_tblspc', String(oid)))).some((name) => name.startsWith('PG_15'))).toBe(true);
+    expect(await readFile(path.join(tree, 'tablespace_map'), 'utf8')).toContain(`${oid} ${spaceDir}`);
+
+    const target = await ws.restoreTarget();
+    const mapped = path.join(ws.dir, 'space-restored');
+    await mkdir(mapped, { mode: 0o700 });
+    await chownToPgUser(mapped);
+    const restore = await ws.run(['restore', 'pg', manifest.id, target, '--repo', '1', '--tablespace-map', `extra=${mapped}`]);
+    expect(restore.stderr).not.toMatch(/ERROR/);
+    expect(restore.exitCode).toBe(0);
+    const before = await ws.cluster.tableChecksum('postgres', 'far', 'id');
+    const restored = await ws.startRestored(target);
+    await waitPromoted(restored);
+    expect(await restored.tableChecksum('postgres', 'far', 'id')).toBe(before);
+    const [{ location }] = await restored.query<{ location: string }>(`SELECT pg_tablespace_location(oid) AS location FROM pg_tablespace WHERE spcname = 'extra'`);
+    expect(location).toBe(mapped);
     await restored.stop();
   }, 240_000);
 });
