@@ -45,6 +45,17 @@ describe('rsync backups over ssh', () => {
     await writeFile(ws.configFile, base.replace('    repositories:', ['    # test options start', ...lines.map((l) => `    ${l}`), '    # test options end', '    repositories:'].join('\n')));
   };
 
+  /** Restore (with extra restore arguments), start PostgreSQL on it, wait for promotion, hand it over. */
+  const restoreAndStart = async (args: string[]) => {
+    const target = await ws.restoreTarget();
+    const restore = await ws.run(['restore', 'pg', ...args.slice(0, 1), target, ...args.slice(1)]);
+    expect(restore.stderr).not.toMatch(/ERROR/);
+    expect(restore.exitCode).toBe(0);
+    const restored = await ws.startRestored(target);
+    await waitPromoted(restored);
+    return restored;
+  };
+
   beforeAll(async () => {
     sshd = await startSshd();
     ws = await createWorkspace({ asPgUser: true, archive: true, serverExtra: ['method: rsync'] });
@@ -94,12 +105,7 @@ describe('rsync backups over ssh', () => {
     expect(await readdir(path.join(tree, 'pg_wal'))).toEqual([]);
 
     const source = await pgbenchChecksums(ws.cluster);
-    const target = await ws.restoreTarget();
-    const restore = await ws.run(['restore', 'pg', manifest.id, target]);
-    expect(restore.stderr).not.toMatch(/ERROR/);
-    expect(restore.exitCode).toBe(0);
-    const restored = await ws.startRestored(target);
-    await waitPromoted(restored);
+    const restored = await restoreAndStart([manifest.id]);
     expect(await pgbenchChecksums(restored)).toEqual(source);
     await restored.stop();
   }, 180_000);
@@ -136,12 +142,7 @@ describe('rsync backups over ssh', () => {
     expect(existsSync(path.join(ws.repoDir, 'pg', 'trees', ids[0]))).toBe(false);
     const verify = await ws.run(['verify', 'pg', ids[1]]);
     expect(verify.exitCode).toBe(0);
-    const target = await ws.restoreTarget();
-    const restore = await ws.run(['restore', 'pg', ids[1], target]);
-    expect(restore.stderr).not.toMatch(/ERROR/);
-    expect(restore.exitCode).toBe(0);
-    const restored = await ws.startRestored(target);
-    await waitPromoted(restored);
+    const restored = await restoreAndStart([ids[1]]);
     expect(await pgbenchChecksums(restored)).toEqual(source);
     await restored.stop();
   }, 180_000);
@@ -165,12 +166,7 @@ describe('rsync backups over ssh', () => {
     await ws.cluster.query('DROP TABLE pitr');
     await switchAndWaitArchived(ws.cluster);
 
-    const target = await ws.restoreTarget();
-    const restore = await ws.run(['restore', 'pg', 'latest', target, '--target-time', now, '--target-action', 'promote']);
-    expect(restore.stderr).not.toMatch(/ERROR/);
-    expect(restore.exitCode).toBe(0);
-    const restored = await ws.startRestored(target);
-    await waitPromoted(restored);
+    const restored = await restoreAndStart(['latest', '--target-time', now, '--target-action', 'promote']);
     const [{ n }] = await restored.query<{ n: number }>('SELECT count(*)::int AS n FROM pitr');
     expect(n).toBe(80);
     await restored.stop();
@@ -267,12 +263,7 @@ describe('rsync backups over ssh', () => {
     expect(manifest.files.filter((f: { type: string; size: number }) => f.type === 'file' && f.size > 0).every((f: { encryption: string }) => f.encryption === 'aes-256-gcm')).toBe(true);
 
     const source = await pgbenchChecksums(ws.cluster);
-    const target = await ws.restoreTarget();
-    const restore = await ws.run(['restore', 'pg', two.id, target, '--repo', '2']);
-    expect(restore.stderr).not.toMatch(/ERROR/);
-    expect(restore.exitCode).toBe(0);
-    const restored = await ws.startRestored(target);
-    await waitPromoted(restored);
+    const restored = await restoreAndStart([two.id, '--repo', '2']);
     expect(await pgbenchChecksums(restored)).toEqual(source);
     await restored.stop();
   }, 240_000);
@@ -293,16 +284,11 @@ describe('rsync backups over ssh', () => {
     expect((await readdir(path.join(tree, 'pg_tblspc', String(oid)))).some((name) => name.startsWith('PG_15'))).toBe(true);
     expect(await readFile(path.join(tree, 'tablespace_map'), 'utf8')).toContain(`${oid} ${spaceDir}`);
 
-    const target = await ws.restoreTarget();
     const mapped = path.join(ws.dir, 'space-restored');
     await mkdir(mapped, { mode: 0o700 });
     await chownToPgUser(mapped);
-    const restore = await ws.run(['restore', 'pg', manifest.id, target, '--repo', '1', '--tablespace-map', `extra=${mapped}`]);
-    expect(restore.stderr).not.toMatch(/ERROR/);
-    expect(restore.exitCode).toBe(0);
     const before = await ws.cluster.tableChecksum('postgres', 'far', 'id');
-    const restored = await ws.startRestored(target);
-    await waitPromoted(restored);
+    const restored = await restoreAndStart([manifest.id, '--repo', '1', '--tablespace-map', `extra=${mapped}`]);
     expect(await restored.tableChecksum('postgres', 'far', 'id')).toBe(before);
     const [{ location }] = await restored.query<{ location: string }>(`SELECT pg_tablespace_location(oid) AS location FROM pg_tablespace WHERE spcname = 'extra'`);
     expect(location).toBe(mapped);

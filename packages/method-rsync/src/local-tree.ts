@@ -2,19 +2,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import type { RemoteEntry } from './rsync-runner.js';
 
 /** One entry of a local directory tree, with what identifies the file on disk (for hard-link detection). */
-export interface LocalEntry {
-  /** Relative, "/" separated. */
-  path: string;
-  type: 'file' | 'directory' | 'symlink';
-  size: number;
-  mtime: number;
-  mode: number;
-  linkTarget?: string;
-  dev: number;
-  ino: number;
-}
+export type LocalEntry = RemoteEntry & { dev: number; ino: number };
 
 /** Every entry under `root` (not following symlinks), parents before children. */
 export async function scanTree(root: string): Promise<LocalEntry[]> {

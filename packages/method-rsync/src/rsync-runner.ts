@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { HarborError } from '@pgharbor/core';
+import { HarborError, type ManifestFile } from '@pgharbor/core';
 import { rsyncShellOption, type SshCommand } from './ssh-command.js';
 
 /** How to reach the database host's files: ssh, rsync at both ends, and the speed knobs. */
@@ -19,17 +19,8 @@ export interface RsyncEndpoint {
   signal: AbortSignal;
 }
 
-/** One entry of a remote directory, as rsync lists it. */
-export interface RemoteEntry {
-  /** Relative to the listed directory, "/" separated. */
-  path: string;
-  type: 'file' | 'directory' | 'symlink';
-  size: number;
-  /** Seconds since the epoch (rsync lists whole seconds). */
-  mtime: number;
-  mode: number;
-  linkTarget?: string;
-}
+/** One entry of a remote directory, as rsync lists it (path relative to the listed directory; mtime in whole seconds). */
+export type RemoteEntry = Pick<ManifestFile, 'path' | 'size' | 'mtime' | 'mode' | 'linkTarget'> & { type: ManifestFile['type'] };
 
 /** `rsync --list-only -r`: every file, directory and symlink under `remoteDir`, minus the excludes. */
 export async function listRemote(endpoint: RsyncEndpoint, remoteDir: string, excludes: string[]): Promise<RemoteEntry[]> {
