@@ -71,3 +71,7 @@ export * from './codec/backup-codec.js';
 export * from './verify/verify-backup.js';
 export * from './verify/verify-wal.js';
 export * from './verify/pg-verifybackup.js';
+export * from './remote/ssh-command.js';
+export * from './remote/remote-host.js';
+export * from './restore/stage-wal.js';
+export * from './restore/remote-restore.js';

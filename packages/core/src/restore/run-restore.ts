@@ -33,6 +33,8 @@ export interface RestoreOptions {
    * Used when recovery needs the archive.
    */
   restoreCommand?: string;
+  /** recovery_end_command to write with the restore_command (e.g. removing WAL copied next to the data directory). */
+  recoveryEndCommand?: string;
   /** Make the restored cluster a streaming standby of the server. */
   standby?: { primaryConninfo?: string; slot?: string };
   /**
@@ -47,6 +49,12 @@ export interface RestoreOptions {
    * remove what the backup does not have (see delta-restore.ts).
    */
   delta?: boolean;
+  /**
+   * When run as root, give the restored tree to the owner of its directory
+   * (default true). False when the tree is only staged, to be shipped to
+   * another host whose user will own it.
+   */
+  handOverOwnership?: boolean;
 }
 
 export interface RestoreSummary extends RestoreResult {
@@ -126,6 +134,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
       backupId: backup.id,
       target,
       restoreCommand: archiveRecovery ? options.restoreCommand : undefined,
+      recoveryEndCommand: archiveRecovery && options.restoreCommand ? options.recoveryEndCommand : undefined,
       standby: options.standby,
       disableArchiving: (options.archiveMode ?? (destination === backup.dataDirectory ? 'preserve' : 'off')) === 'off',
       archiveRecovery,
@@ -136,7 +145,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     }
     if (plan) await finishDelta(destination);
     await syncFilesystems(destination, [...tablespaceDirs.values()]);
-    await handOverOwnership(destination, [...tablespaceDirs.values()], harbor.logger);
+    if (options.handOverOwnership !== false) await handOverOwnership(destination, [...tablespaceDirs.values()], harbor.logger);
 
     const result: RestoreResult = { files: files.length, bytes: done, seconds: (Date.now() - started) / 1000 };
     await harbor.hooks.recovery.after.promise(event, result);
@@ -157,7 +166,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
 }
 
 /** "latest" with a time or LSN target means: the newest backup that reaches it. */
-async function chooseBackup(repository: Repository, backupId: string, target: RecoveryTarget): Promise<BackupManifest> {
+export async function chooseBackup(repository: Repository, backupId: string, target: RecoveryTarget): Promise<BackupManifest> {
   if ((backupId === 'latest' || backupId === 'last') && (target.time !== undefined || target.lsn !== undefined)) {
     const picked = pickBackupForTarget(await repository.listManifests(), target);
     if (!picked) {
@@ -183,7 +192,7 @@ interface BundleGroup {
  * starts, so the map must name the restore locations: left as backed up,
  * a restored cluster would write into the source's tablespace directories.
  */
-async function rewriteTablespaceMap(destination: string, tablespaceDirs: Map<number, string>): Promise<void> {
+export async function rewriteTablespaceMap(destination: string, tablespaceDirs: Map<number, string>): Promise<void> {
   const file = path.join(destination, 'tablespace_map');
   let exists = true;
   await fs.access(file).catch(() => (exists = false));
@@ -276,7 +285,8 @@ async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterab
   }
 }
 
-function mapTablespaces(backup: BackupManifest, map: Record<string, string>): Map<number, string> {
+/** Tablespace oid → where to restore it: the mapping given by name or oid, else its original location. */
+export function mapTablespaces(backup: BackupManifest, map: Record<string, string>): Map<number, string> {
   const dirs = new Map<number, string>();
   const known = new Set<string>();
   for (const space of backup.tablespaces) {
