@@ -27,6 +27,13 @@ describe('restore onto another host over ssh (--remote-ssh-command)', () => {
   let keptAtT: string;
   let farAtT: string;
   const pg = pgOsUser();
+  /** Lines the recovery hook scripts wrote since the last call. */
+  const hookLog = async () => {
+    const file = path.join(ws.dir, 'recovery-hooks.log');
+    const lines = (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    await writeFile(file, '');
+    return lines;
+  };
 
   const sshCommand = (port: number) =>
     [
@@ -40,7 +47,14 @@ describe('restore onto another host over ssh (--remote-ssh-command)', () => {
     // sshd runs as postgres, so the login is postgres (as in the seed) and the restored files are its.
     sshd = await startSshd({ loginUser: pg });
     ssh = sshCommand(sshd.port);
-    ws = await createWorkspace({ asPgUser: true, archive: true });
+    ws = await createWorkspace({
+      asPgUser: true,
+      archive: true,
+      serverExtra: ['pre_recovery_script: ./record-recovery.sh', 'post_recovery_script: ./record-recovery.sh'],
+    });
+    // Barman-style hook scripts: what they are told about a remote restore.
+    await writeFile(path.join(ws.dir, 'record-recovery.sh'), `#!/bin/sh\necho "$PGHARBOR_STATUS $PGHARBOR_DESTINATION_DIRECTORY" >> ${path.join(ws.dir, 'recovery-hooks.log')}\n`, { mode: 0o755 });
+    await chownToPgUser(path.join(ws.dir, 'record-recovery.sh'));
     remoteRoot = path.join(ws.dir, 'remote-host');
     staging = path.join(ws.dir, 'staging');
     spaceDir = path.join(ws.dir, 'space');
@@ -92,6 +106,8 @@ describe('restore onto another host over ssh (--remote-ssh-command)', () => {
     expect(result.stdout).toContain(`Tablespace extra`);
     // The staging copy is gone.
     expect(await readdir(staging)).toEqual([]);
+    // Hook scripts name the remote destination, and hear DONE only once it is there.
+    expect(await hookLog()).toEqual([`STARTED ${pg.name}@127.0.0.1:${dest}`, `DONE ${pg.name}@127.0.0.1:${dest}`]);
 
     // Written by the ssh user (postgres), private, complete.
     for (const p of [dest, path.join(dest, 'PG_VERSION'), path.join(dest, 'global', 'pg_control'), path.join(dest, 'pgharbor_wal'), mapped]) {
@@ -165,7 +181,7 @@ describe('restore onto another host over ssh (--remote-ssh-command)', () => {
     expect(await readdir(staging)).toEqual([]);
   });
 
-  describe('refusals, before anything is written on the remote host', () => {
+  describe('refusals (before anything is written on the remote host) and failures', () => {
     const refuse = async (dest: string, extra: string[], sshLine = ssh) => {
       const result = await ws.run([
         'restore', 'pg', 'latest', dest, '--remote-ssh-command', sshLine, '--target-time', targetTime,
@@ -211,6 +227,22 @@ describe('restore onto another host over ssh (--remote-ssh-command)', () => {
       expect(stderr).toContain('ERROR: rsync is not available on 127.0.0.1 (looked for "/nonexistent/rsync" as postgres@127.0.0.1)');
       expect(stderr).toContain('HINT: install rsync on 127.0.0.1');
       expect(existsSync(dest)).toBe(false);
+    });
+
+    it('rsync fails while copying: the error says the destination is incomplete, pg_control never arrives, hook scripts hear FAILED', async () => {
+      const dest = path.join(remoteRoot, 'broken-copy');
+      await hookLog();
+      // Found by the check, but it is not rsync: the copy fails after the destination was created.
+      const result = await ws.run([
+        'restore', 'pg', 'latest', dest, '--remote-ssh-command', ssh, '--target-time', targetTime,
+        '--tablespace-map', `extra=${path.join(remoteRoot, 'broken-space')}`, '--staging-dir', staging, '--remote-rsync-path', '/bin/false',
+      ]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/ERROR: rsync of .* to 127\.0\.0\.1:.* failed/);
+      expect(result.stderr).toContain(`HINT: ${dest} on 127.0.0.1 is incomplete (no global/pg_control, or not yet durable): PostgreSQL refuses to start it; remove it there and restore again`);
+      expect(existsSync(path.join(dest, 'global', 'pg_control'))).toBe(false);
+      expect(await readdir(staging)).toEqual([]);
+      expect(await hookLog()).toEqual([`STARTED ${pg.name}@127.0.0.1:${dest}`, `FAILED ${pg.name}@127.0.0.1:${dest}`]);
     });
 
     it('a relative destination, a malformed ssh command, --delta', async () => {

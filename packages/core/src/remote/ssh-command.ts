@@ -63,11 +63,12 @@ export function parseSshCommand(text: string): SshCommand {
   const usage = 'give the ssh command line with the destination last, e.g. --remote-ssh-command "ssh -p 2222 postgres@pgb"';
   if (argv.length < 2) throw new ConfigError(`--remote-ssh-command "${text}" names no destination`, usage);
   const destination = argv.at(-1)!;
+  if (destination === '') throw new ConfigError(`--remote-ssh-command "${text}" names an empty destination`, usage);
   if (destination.startsWith('-')) throw new ConfigError(`--remote-ssh-command "${text}" ends with an option, not a destination`, usage);
   if (/^ssh:\/\//i.test(destination)) {
     throw new ConfigError(`--remote-ssh-command "${text}": rsync cannot use an ssh:// destination`, 'write it as ssh -p PORT user@host');
   }
-  if (/[\s]/.test(destination) || destination.includes(':') && !/^([^@]+@)?(\[[^\]]+\]|[0-9a-fA-F:.]+)$/.test(destination)) {
+  if (/\s/.test(destination) || (destination.includes(':') && !/^([^@]+@)?(\[[^\]]+\]|[0-9a-fA-F:.]+)$/.test(destination))) {
     throw new ConfigError(`--remote-ssh-command "${text}": "${destination}" is not a [user@]host destination`, usage);
   }
   const host = destination.slice(destination.lastIndexOf('@') + 1);

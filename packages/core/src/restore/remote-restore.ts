@@ -3,6 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Harbor } from '../harbor.js';
 import type { ServerHandle } from '../server-handle.js';
+import type { RecoveryEvent } from '../hooks.js';
 import { ConfigError, HarborError, errorMessage } from '../errors.js';
 import { chooseBackup, mapTablespaces, rewriteTablespaceMap, runRestore, type RestoreOptions, type RestoreSummary } from './run-restore.js';
 import { assertTargetReachable, validateRecoveryTarget } from './recovery-target.js';
@@ -17,7 +18,7 @@ import { RemoteHost, type RemoteDirState } from '../remote/remote-host.js';
  * rsync it over ssh, pg_control last. The remote host needs rsync and
  * PostgreSQL, not pgharbor: recovery reads the WAL with `cp`.
  */
-export interface RemoteRestoreOptions extends Omit<RestoreOptions, 'destination' | 'restoreCommand' | 'recoveryEndCommand' | 'delta' | 'handOverOwnership'> {
+export interface RemoteRestoreOptions extends Omit<RestoreOptions, 'destination' | 'restoreCommand' | 'recoveryEndCommand' | 'delta' | 'handOverOwnership' | 'staged'> {
   /** Absolute path of the data directory on the remote host (absent or empty). */
   destination: string;
   /** The ssh command line, destination last: `ssh -p 2222 postgres@pgb`. */
@@ -85,46 +86,48 @@ export async function runRemoteRestore(harbor: Harbor, server: ServerHandle, opt
   }
   for (const dir of probe.dirs) assertUsable(dir, ssh.host);
 
-  const stagingParent = path.resolve(options.stagingDir ?? path.join(harbor.stateDir(), 'restore-staging'));
-  await fs.mkdir(stagingParent, { recursive: true, mode: 0o700 });
-  const staging = await fs.mkdtemp(path.join(stagingParent, `pgharbor-remote-restore-${server.name}-`));
+  // Hooks, hook scripts and notifications name the remote destination, as rsync writes it, and hear of success only once it is there.
+  const event: RecoveryEvent = { server: server.name, backupId: backup.id, destination: `${ssh.destination}:${destination}`, repository: repository.location };
+  const started = Date.now();
+  const staging = await makeStagingDir(options.stagingDir ?? path.join(harbor.stateDir(), 'restore-staging'), server.name);
   const stagingData = path.join(staging, 'data');
   const stagingSpace = (oid: number) => path.join(staging, 'tablespaces', String(oid));
+  let shipping = false;
   try {
     options.onStep?.(`restoring backup ${backup.id} into the staging directory ${staging}`);
-    let summary: RestoreSummary;
-    try {
-      summary = await runRestore(harbor, server, {
-        ...options,
-        backupId: backup.id,
-        destination: stagingData,
-        tablespaceMap: Object.fromEntries(remoteSpaces.map((s) => [String(s.oid), stagingSpace(s.oid)])),
-        restoreCommand: REMOTE_RESTORE_COMMAND,
-        recoveryEndCommand: REMOTE_RECOVERY_END_COMMAND,
-        // A copy on another host must not archive into this server's repository (Barman's "dangerous settings").
-        archiveMode: options.archiveMode ?? 'off',
-        handOverOwnership: false,
-      });
-    } catch (error) {
-      const cause = error instanceof HarborError && error.cause instanceof HarborError ? error.cause.hint : undefined;
-      throw new HarborError(errorMessage(error), { hint: [`nothing was written on ${ssh.host}`, cause].filter(Boolean).join('; '), cause: error });
-    }
+    // runRestore fires recovery.failed itself when it fails.
+    const summary = await runRestore(harbor, server, {
+      ...options,
+      backupId: backup.id,
+      destination: stagingData,
+      tablespaceMap: Object.fromEntries(remoteSpaces.map((s) => [String(s.oid), stagingSpace(s.oid)])),
+      restoreCommand: REMOTE_RESTORE_COMMAND,
+      recoveryEndCommand: REMOTE_RECOVERY_END_COMMAND,
+      // A copy on another host must not archive into this server's repository (Barman's "dangerous settings").
+      archiveMode: options.archiveMode ?? 'off',
+      handOverOwnership: false,
+      staged: { eventDestination: event.destination },
+    }).catch((error: unknown) => {
+      const inner = error instanceof HarborError && error.cause instanceof HarborError ? error.cause.hint : undefined;
+      throw new HarborError(errorMessage(error), { hint: [`nothing was written on ${ssh.host}`, inner].filter(Boolean).join('; '), cause: error });
+    });
 
-    let wal: StagedWal = { files: 0, bytes: 0 };
-    if (summary.recovery.settings.some((s) => s.startsWith('restore_command'))) {
-      options.onStep?.('copying the archived WAL recovery needs');
-      wal = await stageWalForRecovery(harbor, server, backup, repository, path.join(stagingData, REMOTE_WAL_DIR), options.jobs);
-    }
-    // The staged links and tablespace_map name the staging directories: point them at the remote ones.
-    for (const space of remoteSpaces) {
-      const link = path.join(stagingData, 'pg_tblspc', String(space.oid));
-      await fs.rm(link, { force: true });
-      await fs.symlink(space.location, link);
-    }
-    await rewriteTablespaceMap(stagingData, new Map(remoteSpaces.map((s) => [s.oid, s.location])));
-
-    options.onStep?.(`copying to ${ssh.host}:${destination}`);
     try {
+      let wal: StagedWal = { files: 0, bytes: 0 };
+      if (summary.recovery.settings.some((s) => s.startsWith('restore_command'))) {
+        options.onStep?.('copying the archived WAL recovery needs');
+        wal = await stageWalForRecovery(harbor, server, backup, repository, path.join(stagingData, REMOTE_WAL_DIR), options.jobs);
+      }
+      // The staged links and tablespace_map name the staging directories: point them at the remote ones.
+      for (const space of remoteSpaces) {
+        const link = path.join(stagingData, 'pg_tblspc', String(space.oid));
+        await fs.rm(link, { force: true });
+        await fs.symlink(space.location, link);
+      }
+      await rewriteTablespaceMap(stagingData, new Map(remoteSpaces.map((s) => [s.oid, s.location])));
+
+      options.onStep?.(`copying to ${ssh.host}:${destination}`);
+      shipping = true;
       await remote.makeDirectories([destination, ...remoteSpaces.map((s) => s.location)]);
       for (const space of remoteSpaces) await remote.push(`${stagingSpace(space.oid)}/`, `${space.location}/`);
       // pg_control last, after the rest is durable: until it arrives PostgreSQL refuses to start the directory.
@@ -132,25 +135,42 @@ export async function runRemoteRestore(harbor: Harbor, server: ServerHandle, opt
       for (const dir of [destination, ...remoteSpaces.map((s) => s.location)]) await remote.sync(dir);
       await remote.push(path.join(stagingData, CONTROL_FILE), `${destination}/${CONTROL_FILE}`);
       await remote.sync(destination);
+
+      const result = { files: summary.files, bytes: summary.bytes, seconds: (Date.now() - started) / 1000 };
+      await harbor.hooks.recovery.after.promise(event, result);
+      return {
+        ...summary,
+        ...result,
+        recovery: { ...summary.recovery, file: `${destination}/${path.basename(summary.recovery.file)}` },
+        host: ssh.host,
+        sshCommand: ssh.text,
+        destination,
+        tablespaces: remoteSpaces,
+        wal: { ...wal, directory: `${destination}/${REMOTE_WAL_DIR}` },
+        stagingDir: staging,
+      };
     } catch (error) {
       const failure = error instanceof HarborError ? error : new HarborError(errorMessage(error), { cause: error });
-      throw new HarborError(failure.message, {
-        hint: `${destination} on ${ssh.host} is incomplete (no ${CONTROL_FILE} or not durable): PostgreSQL refuses to start it; remove it there and restore again. ${failure.hint ?? ''}`.trim(),
-        cause: error,
-      });
+      const where = shipping
+        ? `${destination} on ${ssh.host} is incomplete (no ${CONTROL_FILE}, or not yet durable): PostgreSQL refuses to start it; remove it there and restore again`
+        : `nothing was written on ${ssh.host}`;
+      const wrapped = new HarborError(failure.message, { hint: [where, failure.hint].filter(Boolean).join('. '), cause: error });
+      await harbor.hooks.recovery.failed.promise(event, wrapped).catch(() => {});
+      throw wrapped;
     }
-    return {
-      ...summary,
-      recovery: { ...summary.recovery, file: `${destination}/${path.basename(summary.recovery.file)}` },
-      host: ssh.host,
-      sshCommand: ssh.text,
-      destination,
-      tablespaces: remoteSpaces,
-      wal: { ...wal, directory: `${destination}/${REMOTE_WAL_DIR}` },
-      stagingDir: staging,
-    };
   } finally {
     await fs.rm(staging, { recursive: true, force: true });
+  }
+}
+
+async function makeStagingDir(parent: string, server: string): Promise<string> {
+  try {
+    await fs.mkdir(parent, { recursive: true, mode: 0o700 });
+    return await fs.mkdtemp(path.join(path.resolve(parent), `pgharbor-remote-restore-${server}-`));
+  } catch (error) {
+    throw new HarborError(`cannot create a staging directory in ${parent}: ${errorMessage(error)}`, {
+      hint: 'give a writable local directory with room for the backup and its WAL: --staging-dir DIR',
+    });
   }
 }
 

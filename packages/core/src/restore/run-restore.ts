@@ -55,6 +55,12 @@ export interface RestoreOptions {
    * another host whose user will own it.
    */
   handOverOwnership?: boolean;
+  /**
+   * When this restore is one step of a larger one (a remote restore stages
+   * here, then ships): the destination the recovery hooks and notifications
+   * name, and the caller fires `recovery.after` itself once really done.
+   */
+  staged?: { eventDestination: string };
 }
 
 export interface RestoreSummary extends RestoreResult {
@@ -82,7 +88,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
   assertTargetReachable(backup, target);
   const destination = path.resolve(options.destination);
   const archiveRecovery = hasTarget(target) || Boolean(options.standby) || (await hasArchivedWal(repository.storage, server.name));
-  const event: RecoveryEvent = { server: server.name, backupId: backup.id, destination, repository: repository.location };
+  const event: RecoveryEvent = { server: server.name, backupId: backup.id, destination: options.staged?.eventDestination ?? destination, repository: repository.location };
 
   const tablespaceDirs = mapTablespaces(backup, options.tablespaceMap ?? {});
   await checkBackupReadable(repository, backup); // a wrong encryption key fails before anything is written
@@ -148,7 +154,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     if (options.handOverOwnership !== false) await handOverOwnership(destination, [...tablespaceDirs.values()], harbor.logger);
 
     const result: RestoreResult = { files: files.length, bytes: done, seconds: (Date.now() - started) / 1000 };
-    await harbor.hooks.recovery.after.promise(event, result);
+    if (!options.staged) await harbor.hooks.recovery.after.promise(event, result);
     const delta = plan && { ...plan.summary, copiedFiles: files.length - plan.summary.keptFiles, copiedBytes: done };
     return { ...result, backup, destination, repository, recovery: { ...recovery, archiveRecovery }, ...(delta ? { delta } : {}) };
   } catch (error) {
