@@ -33,8 +33,20 @@ export function registerRestore(program: Command): void {
     .option('--remote-ssh-command <command>', 'restore onto another host: the ssh command line that reaches it, destination last, e.g. "ssh postgres@pgb" (needs rsync there; the files belong to the ssh user)')
     .option('--remote-rsync-path <path>', 'with --remote-ssh-command: rsync on the remote host, when not on its PATH')
     .option('--staging-dir <dir>', 'with --remote-ssh-command: local directory for the staging copy (default <state_dir>/restore-staging); needs room for the backup and its WAL, removed afterwards')
-    .addOption(new Option('--archive-mode <mode>', 'preserve or switch off archiving in the restored cluster (default: preserve when restoring into the server\'s own data directory path, off otherwise)').choices(['preserve', 'off']))
+    .addOption(new Option('--archive-mode <mode>', 'preserve or switch off archiving in the restored cluster (default: preserve when restoring into the server\'s own data directory path here, off otherwise and always off with --remote-ssh-command)').choices(['preserve', 'off']))
     .description('restore a backup into a new data directory, here or on another host (--remote-ssh-command)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Onto another host (as barman recover --remote-ssh-command): the host needs PostgreSQL and rsync, not pgharbor.',
+        'The backup is staged here, the WAL recovery needs is copied into DEST/pgharbor_wal for a cp restore_command,',
+        'archiving is switched off, and everything is copied with rsync over that ssh command, pg_control last:',
+        '  pgharbor restore pga latest /var/lib/postgresql/15/main \\',
+        '      --remote-ssh-command "ssh -p 2222 postgres@pgb" --target-time "2021-10-18 05:17:05.751485+00"',
+        'Then start PostgreSQL on that host; when paused at the target, SELECT pg_wal_replay_resume(); promotes it.',
+      ].join('\n'),
+    )
     .action(
       async (
         serverName: string,
