@@ -2,6 +2,8 @@ import { execa } from 'execa';
 import { HarborError } from '../errors.js';
 import { rsyncRemotePath, rsyncShellOption, shellQuote, type SshCommand } from './ssh-command.js';
 
+const PROBE_TIMEOUT_MS = 120_000;
+
 /** What a remote directory holds before a restore writes there. */
 export type RemoteDirState =
   | { path: string; state: 'absent' | 'empty' }
@@ -31,10 +33,15 @@ export class RemoteHost {
   }
 
   /** Run a POSIX shell script on the host; ssh's own failures (exit 255) become a HarborError naming the host. */
-  async run(script: string, what: string): Promise<string> {
+  async run(script: string, what: string, timeoutMs?: number): Promise<string> {
     const [program, ...options] = this.ssh.shell;
-    const result = await execa(program, [...options, this.ssh.destination, script], { reject: false, stdin: 'ignore', timeout: 120_000 });
+    const result = await execa(program, [...options, this.ssh.destination, script], { reject: false, stdin: 'ignore', ...(timeoutMs ? { timeout: timeoutMs } : {}) });
     const stderr = String(result.stderr ?? '').trim();
+    if (result.timedOut) {
+      throw new HarborError(`no answer from ${this.host} over ssh ("${this.ssh.text}") within ${timeoutMs! / 1000} s (to ${what})`, {
+        hint: `check that \`${this.ssh.text} true\` works from this host as this user without a password prompt; add -o ConnectTimeout=10 to fail faster`,
+      });
+    }
     if (result.failed && result.exitCode === undefined) {
       throw new HarborError(`cannot run "${this.ssh.text}" to ${what} on ${this.host}: ${result.shortMessage ?? result.message}`, {
         hint: 'check that the ssh program in --remote-ssh-command exists',
@@ -70,7 +77,8 @@ export class RemoteHost {
       `  fi`,
       `done`,
     ].join('\n');
-    const lines = (await this.run(script, 'inspect the restore destination')).split('\n').filter((l) => l.length > 0);
+    // Bounded: this is the first contact, and a host that drops packets would otherwise hang the restore.
+    const lines = (await this.run(script, 'inspect the restore destination', PROBE_TIMEOUT_MS)).split('\n').filter((l) => l.length > 0);
     const rsync = lines.shift() === 'rsync=yes';
     return {
       rsync,
