@@ -261,4 +261,34 @@ describe('restore onto another host over ssh (--remote-ssh-command)', () => {
       expect(existsSync(path.join(remoteRoot, 'x'))).toBe(false);
     });
   });
+  // Last: it adds a timeline 2 to the archive.
+  it('after a promotion onto timeline 2, the history file travels too and recovery follows the new timeline', async () => {
+    // The seed's local PITR, promoted, archiving into the same repository.
+    const local = await ws.restoreTarget();
+    const localSpace = await ws.restoreTarget('local-space');
+    const pitr = await ws.run(['restore', 'pg', 'latest', local, '--target-time', targetTime, '--target-action', 'promote', '--archive-mode', 'preserve', '--tablespace-map', `extra=${localSpace}`]);
+    expect(pitr.exitCode, pitr.stderr).toBe(0);
+    const promoted = await ws.startRestored(local);
+    await waitPromoted(promoted);
+    await promoted.query(`INSERT INTO kept VALUES (7000, 'on timeline 2')`);
+    await switchAndWaitArchived(promoted);
+    await promoted.stop();
+
+    // The backup is from timeline 1; with no target, recovery replays to the end of the newest timeline.
+    const dest = path.join(remoteRoot, 'timeline-2');
+    const result = await ws.run([
+      '--json', 'restore', 'pg', 'latest', dest, '--remote-ssh-command', ssh, '--tablespace-map', `extra=${path.join(remoteRoot, 'timeline-2-space')}`, '--staging-dir', staging,
+    ]);
+    expect(result.exitCode, result.stderr).toBe(0);
+    const wal = await readdir(path.join(dest, 'pgharbor_wal'));
+    expect(wal).toContain('00000002.history');
+    expect(wal.some((f) => /^00000002[0-9A-F]{16}$/.test(f))).toBe(true);
+    const restored = await ws.startRestored(dest);
+    await waitPromoted(restored);
+    const [{ note }] = await restored.query<{ note: string }>('SELECT note FROM kept WHERE id = 7000');
+    expect(note).toBe('on timeline 2');
+    const [{ file }] = await restored.query<{ file: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS file');
+    expect(parseInt(file.slice(0, 8), 16)).toBe(3);
+    await restored.stop();
+  });
 });

@@ -97,6 +97,7 @@ export function registerRestore(program: Command): void {
             : undefined;
           if (cmd.remoteSshCommand) {
             if (cmd.delta) throw new HarborError('--delta cannot be combined with --remote-ssh-command', { hint: 'a remote restore writes into a new or empty directory', exitCode: 2 });
+            const staging = createProgress(`restore ${serverName} (staging)`, !options.json && Boolean(process.stderr.isTTY));
             const remote = await runRemoteRestore(harbor, server, {
               target,
               standby,
@@ -109,8 +110,12 @@ export function registerRestore(program: Command): void {
               repo: cmd.repo,
               tablespaceMap: cmd.tablespaceMap,
               jobs: cmd.jobs,
-              onStep: (step) => !options.json && harbor.logger.info(step),
-            });
+              onProgress: (done, total) => staging.update(done, total),
+              onStep: (step) => {
+                staging.finish();
+                if (!options.json) harbor.logger.info(step);
+              },
+            }).finally(() => staging.finish());
             const { backup, repository, recovery, ...rest } = remote;
             output(options, { ...rest, backupId: backup.id, repository: repository.name, recovery }, () => describeRemoteRestore(serverName, remote, cmd.targetAction));
             return;
