@@ -159,8 +159,8 @@ describe('restore onto another host over ssh (--remote-ssh-command)', () => {
     await restored.stop();
   });
 
-  it('--json reports the remote destination, host and copied WAL', async () => {
-    const dest = path.join(remoteRoot, 'json');
+  it('--json reports the remote destination, host and copied WAL (a path with a blank and a quote survives ssh and rsync)', async () => {
+    const dest = path.join(remoteRoot, "json it's");
     const result = await ws.run([
       '--json', 'restore', 'pg', 'latest', dest, '--remote-ssh-command', ssh, '--target-time', targetTime, '--target-action', 'promote',
       '--tablespace-map', `extra=${path.join(remoteRoot, 'json-space')}`, '--staging-dir', staging,
@@ -179,6 +179,7 @@ describe('restore onto another host over ssh (--remote-ssh-command)', () => {
     expect(report.wal.files).toBeGreaterThan(0);
     expect(report.recovery.settings).toContain(`recovery_target_action = 'promote'`);
     expect(await readdir(staging)).toEqual([]);
+    expect(existsSync(path.join(dest, 'global', 'pg_control'))).toBe(true);
   });
 
   describe('refusals (before anything is written on the remote host) and failures', () => {
