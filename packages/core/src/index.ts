@@ -72,3 +72,7 @@ export * from './verify/verify-backup.js';
 export * from './verify/verify-wal.js';
 export * from './verify/pg-verifybackup.js';
 export * from './repository/stored-object.js';
+export * from './remote/ssh-command.js';
+export * from './remote/remote-host.js';
+export * from './restore/stage-wal.js';
+export * from './restore/remote-restore.js';

@@ -3,7 +3,7 @@ import { rsyncMethod } from './rsync-method.js';
 import { rsyncChecks } from './rsync-checks.js';
 
 export { rsyncMethod, rsyncServerOptions, type ReuseMode } from './rsync-method.js';
-export { parseSshCommand, sshArgv, rsyncShellOption, shellQuote, type SshCommand } from './ssh-command.js';
+export { parseSshCommand, sshArgv, rsyncShell } from './ssh-command.js';
 export { parseListLine } from './rsync-runner.js';
 export { planCopy } from './copy-plan.js';
 

@@ -27,7 +27,7 @@ export async function rsyncChecks(context: CheckContext): Promise<void> {
     sshOk = result.exitCode === 0;
     return sshOk
       ? { ok: true, detail: `${ssh.destination} reachable` }
-      : { ok: false, detail: lastLine(result.stderr) || `exit ${result.exitCode}`, hint: `"${ssh.program} ${ssh.destination} true" must work without a password prompt (keys, known_hosts)` };
+      : { ok: false, detail: lastLine(result.stderr) || `exit ${result.exitCode}`, hint: `"${ssh.text} true" must work without a password prompt (keys, known_hosts)` };
   });
 
   await context.run('rsync (local)', async () => {

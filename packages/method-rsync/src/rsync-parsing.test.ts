@@ -1,18 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { parseSshCommand, rsyncShellOption, sshArgv } from './ssh-command.js';
+import { parseSshCommand, rsyncShell, sshArgv } from './ssh-command.js';
 import { parseListLine } from './rsync-runner.js';
 import { planCopy } from './copy-plan.js';
 
 describe('ssh_command', () => {
-  it('splits like a shell, destination last, without running one', () => {
+  it('splits like a shell, destination last, without running one; BatchMode added for ssh and rsync -e', () => {
     const ssh = parseSshCommand(`ssh -p 2222 -i "/keys/my key" -o 'UserKnownHostsFile=/k h' postgres@db1`, 'x');
-    expect(ssh).toEqual({ program: 'ssh', options: ['-p', '2222', '-i', '/keys/my key', '-o', 'UserKnownHostsFile=/k h'], destination: 'postgres@db1', host: 'db1' });
-    expect(rsyncShellOption(ssh)).toBe(`ssh -o BatchMode=yes -p 2222 -i '/keys/my key' -o 'UserKnownHostsFile=/k h'`);
+    expect(ssh).toMatchObject({ shell: ['ssh', '-p', '2222', '-i', '/keys/my key', '-o', 'UserKnownHostsFile=/k h'], destination: 'postgres@db1', host: 'db1' });
+    expect(rsyncShell(ssh)).toBe(`ssh -o BatchMode=yes -p 2222 -i '/keys/my key' -o 'UserKnownHostsFile=/k h'`);
     expect(sshArgv(ssh, ['test', '-r', "/data/it's"])[1].at(-1)).toBe(`test -r '/data/it'\\''s'`);
   });
 
-  it('refuses a command without a destination, or with an open quote', () => {
-    expect(() => parseSshCommand('ssh', 'servers.pg.ssh_command')).toThrow(/names no host/);
+  it('refuses a command without a destination, naming the config key', () => {
+    expect(() => parseSshCommand('ssh', 'servers.pg.ssh_command')).toThrow(/servers\.pg\.ssh_command "ssh" names no destination/);
     expect(() => parseSshCommand('ssh postgres@db1 -v', 'servers.pg.ssh_command')).toThrow(/ends with an option/);
     expect(() => parseSshCommand('ssh "postgres@db1', 'servers.pg.ssh_command')).toThrow(/unbalanced/);
   });

@@ -2,8 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { HarborError, type ManifestFile } from '@pgharbor/core';
-import { rsyncShellOption, type SshCommand } from './ssh-command.js';
+import { HarborError, rsyncRemotePath, type ManifestFile } from '@pgharbor/core';
+import { rsyncShell, type SshCommand } from './ssh-command.js';
 
 /** How to reach the database host's files: ssh, rsync at both ends, and the speed knobs. */
 export interface RsyncEndpoint {
@@ -24,7 +24,7 @@ export type RemoteEntry = Pick<ManifestFile, 'path' | 'size' | 'mtime' | 'mode' 
 
 /** `rsync --list-only -r`: every file, directory and symlink under `remoteDir`, minus the excludes. */
 export async function listRemote(endpoint: RsyncEndpoint, remoteDir: string, excludes: string[]): Promise<RemoteEntry[]> {
-  const args = ['--list-only', '-r', ...commonArgs(endpoint), ...excludes, `${endpoint.ssh.destination}:${withSlash(remoteDir)}`];
+  const args = ['--list-only', '-r', ...commonArgs(endpoint), ...excludes, rsyncRemotePath(endpoint.ssh.destination, withSlash(remoteDir))];
   const stdout = await runRsync(endpoint, args, `list ${remoteDir} on ${endpoint.ssh.host}`);
   const entries: RemoteEntry[] = [];
   for (const line of stdout.split('\n')) {
@@ -45,7 +45,7 @@ export interface CopyOptions {
 
 /** Copy a whole directory (minus the excludes) into `localDir`: the first backup, when there is nothing to compare with. */
 export async function copyTree(endpoint: RsyncEndpoint, remoteDir: string, localDir: string, excludes: string[]): Promise<void> {
-  await runRsync(endpoint, ['-rlpt', ...commonArgs(endpoint), ...excludes, `${endpoint.ssh.destination}:${withSlash(remoteDir)}`, withSlash(localDir)], `copy ${remoteDir} from ${endpoint.ssh.host}`);
+  await runRsync(endpoint, ['-rlpt', ...commonArgs(endpoint), ...excludes, rsyncRemotePath(endpoint.ssh.destination, withSlash(remoteDir)), withSlash(localDir)], `copy ${remoteDir} from ${endpoint.ssh.host}`);
 }
 
 /** Copy the listed paths (relative to `remoteDir`) into `localDir`, keeping their relative paths. */
@@ -67,7 +67,7 @@ export async function copyPaths(endpoint: RsyncEndpoint, remoteDir: string, loca
       ...(options.linkDest ? ['--link-dest', options.linkDest] : []),
       ...(options.copyDest ? ['--copy-dest', options.copyDest] : []),
       ...(options.checksum ? ['--checksum'] : []),
-      `${endpoint.ssh.destination}:${withSlash(remoteDir)}`,
+      rsyncRemotePath(endpoint.ssh.destination, withSlash(remoteDir)),
       withSlash(localDir),
     ];
     await runRsync(endpoint, args, `copy ${remoteDir} from ${endpoint.ssh.host}`);
@@ -79,7 +79,7 @@ export async function copyPaths(endpoint: RsyncEndpoint, remoteDir: string, loca
 function commonArgs(endpoint: RsyncEndpoint): string[] {
   return [
     '-e',
-    rsyncShellOption(endpoint.ssh),
+    rsyncShell(endpoint.ssh),
     ...(endpoint.remoteRsync ? ['--rsync-path', endpoint.remoteRsync] : []),
     ...(endpoint.compress ? ['-z'] : []),
     ...(endpoint.bandwidthLimit ? ['--bwlimit', endpoint.bandwidthLimit] : []),
@@ -121,7 +121,7 @@ function rsyncError(endpoint: RsyncEndpoint, what: string, exitCode: number | un
   const host = endpoint.ssh.host;
   if (exitCode === 255 || /ssh: |Permission denied \(publickey|Host key verification failed|Connection refused|Could not resolve hostname/.test(stderr)) {
     return new HarborError(`cannot ${what}: ssh to ${endpoint.ssh.destination} failed: ${tail}`, {
-      hint: `check ssh_command (can this user run "${endpoint.ssh.program} ${endpoint.ssh.destination} true" without a password prompt?) and that sshd on ${host} is reachable`,
+      hint: `check ssh_command (can this user run "${endpoint.ssh.text} true" without a password prompt?) and that sshd on ${host} is reachable`,
     });
   }
   if (/command not found|No such file or directory/.test(stderr) && /connection unexpectedly closed|protocol data stream/.test(stderr)) {

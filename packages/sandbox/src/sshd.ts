@@ -12,12 +12,20 @@ export interface SandboxSshdOptions {
   rootDir?: string;
   /** Extra sshd_config lines. */
   config?: string[];
+  /**
+   * The OS user clients log in as (default: whoever runs the tests). When
+   * root runs the tests and this is another user, sshd runs as that user:
+   * it can then only admit that user, but it admits it even when the
+   * account is locked for passwords (as Debian's `postgres` is), which
+   * root's sshd without PAM refuses. Its directory is handed to that user.
+   */
+  loginUser?: { uid: number; gid: number; name: string };
 }
 
 export interface SandboxSshd {
   readonly host: '127.0.0.1';
   readonly port: number;
-  /** The OS user the client logs in as: whoever runs the tests. */
+  /** The OS user the client logs in as: whoever runs the tests, or `loginUser`. */
   readonly user: string;
   /** The client's private key (ed25519, no passphrase, mode 0600). */
   readonly clientKeyFile: string;
@@ -60,8 +68,10 @@ async function setUp(dir: string, options: SandboxSshdOptions): Promise<SandboxS
   await Promise.all([keygen(file('host_key')), keygen(file('client_key')), keygen(file('other_key'))]);
   const hostPublicKey = publicKeyOf(await readFile(file('host_key.pub'), 'utf8'));
   await writeFile(file('authorized_keys'), await readFile(file('client_key.pub'), 'utf8'), { mode: 0o600 });
+  const runAs = options.loginUser && process.getuid?.() === 0 && options.loginUser.uid !== 0 ? options.loginUser : undefined;
   // sshd as root needs its privilege separation directory.
-  if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  if (process.getuid?.() === 0 && !runAs) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  if (runAs) await execa('chown', ['-R', `${runAs.uid}:${runAs.gid}`, dir]);
 
   let port = 0;
   let child: ChildProcess | undefined;
@@ -70,7 +80,7 @@ async function setUp(dir: string, options: SandboxSshdOptions): Promise<SandboxS
       const candidate = port || (await freePort());
       await writeFile(file('sshd_config'), sshdConfig(dir, candidate, options.config ?? []));
       try {
-        child = await spawnSshd(file('sshd_config'));
+        child = await spawnSshd(file('sshd_config'), runAs);
         port = candidate;
         return;
       } catch (error) {
@@ -82,6 +92,7 @@ async function setUp(dir: string, options: SandboxSshdOptions): Promise<SandboxS
   const known = (key: string) => `[127.0.0.1]:${port} ${key}\n`;
   await writeFile(file('known_hosts'), known(hostPublicKey), { mode: 0o600 });
   await writeFile(file('wrong_known_hosts'), known(publicKeyOf(await readFile(file('other_key.pub'), 'utf8'))), { mode: 0o600 });
+  if (runAs) await execa('chown', [`${runAs.uid}:${runAs.gid}`, file('known_hosts'), file('wrong_known_hosts')]);
 
   const stop = async (): Promise<void> => {
     const running = child;
@@ -96,7 +107,7 @@ async function setUp(dir: string, options: SandboxSshdOptions): Promise<SandboxS
   return {
     host: '127.0.0.1',
     port,
-    user: os.userInfo().username,
+    user: options.loginUser?.name ?? os.userInfo().username,
     clientKeyFile: file('client_key'),
     knownHostsFile: file('known_hosts'),
     wrongKnownHostsFile: file('wrong_known_hosts'),
@@ -152,8 +163,8 @@ function sshdConfig(dir: string, port: number, extra: string[]): string {
 }
 
 /** Start `sshd -D -e` and resolve once it logs that it listens. */
-async function spawnSshd(configFile: string): Promise<ChildProcess> {
-  const child = spawn(SSHD, ['-D', '-e', '-f', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+async function spawnSshd(configFile: string, runAs?: { uid: number; gid: number }): Promise<ChildProcess> {
+  const child = spawn(SSHD, ['-D', '-e', '-f', configFile], { stdio: ['ignore', 'ignore', 'pipe'], ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}) });
   if (child.pid) track(child.pid);
   let stderr = '';
   let ready!: () => void;

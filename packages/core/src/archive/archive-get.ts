@@ -26,7 +26,7 @@ export async function archiveGet(harbor: Harbor, server: ServerHandle, name: str
       try {
         const opened = await openArchivedWal(repository.storage, server.name, candidate, repository.codec);
         if (!opened) continue;
-        await writeVerified(opened.stream, destination, opened.wal.sha256, candidate);
+        await writeWalVerified(opened.stream, destination, opened.wal.sha256, candidate);
         await harbor.hooks.archive.fetched.promise({ server: server.name, walFile: candidate, repository: repository.location });
         return { found: true, repository: repository.name, served: candidate };
       } catch (error) {
@@ -42,7 +42,8 @@ export async function archiveGet(harbor: Harbor, server: ServerHandle, name: str
   return { found: false };
 }
 
-async function writeVerified(stream: AsyncIterable<Buffer>, destination: string, sha256: string | undefined, name: string): Promise<void> {
+/** Write an archived WAL file atomically (temporary name, fsync, rename), refusing bytes that do not match its sha256. */
+export async function writeWalVerified(stream: AsyncIterable<Buffer>, destination: string, sha256: string | undefined, name: string): Promise<void> {
   const target = path.resolve(destination);
   const temporary = path.join(path.dirname(target), `.${path.basename(target)}.pgharbor-${process.pid}`);
   const hash = createHash('sha256');

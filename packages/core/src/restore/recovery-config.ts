@@ -10,6 +10,8 @@ export interface RecoveryConfigInput {
   target: RecoveryTarget;
   /** restore_command, or undefined to recover from the WAL inside the backup only. */
   restoreCommand?: string;
+  /** recovery_end_command, run once when recovery ends (before promotion completes). */
+  recoveryEndCommand?: string;
   standby?: { primaryConninfo?: string; slot?: string };
   /** Write archive_mode = off so that a restored copy never archives into the production repository. */
   disableArchiving: boolean;
@@ -37,6 +39,7 @@ export async function writeRecoveryConfig(input: RecoveryConfigInput): Promise<R
   const { target } = input;
   const settings: string[] = [];
   if (input.restoreCommand) settings.push(`restore_command = ${quote(input.restoreCommand)}`);
+  if (input.recoveryEndCommand) settings.push(`recovery_end_command = ${quote(input.recoveryEndCommand)}`);
   if (target.time !== undefined) settings.push(`recovery_target_time = ${quote(target.time)}`);
   if (target.xid !== undefined) settings.push(`recovery_target_xid = ${quote(target.xid)}`);
   if (target.lsn !== undefined) settings.push(`recovery_target_lsn = ${quote(target.lsn)}`);

@@ -34,6 +34,8 @@ export interface RestoreOptions {
    * Used when recovery needs the archive.
    */
   restoreCommand?: string;
+  /** recovery_end_command to write with the restore_command (e.g. removing WAL copied next to the data directory). */
+  recoveryEndCommand?: string;
   /** Make the restored cluster a streaming standby of the server. */
   standby?: { primaryConninfo?: string; slot?: string };
   /**
@@ -48,6 +50,18 @@ export interface RestoreOptions {
    * remove what the backup does not have (see delta-restore.ts).
    */
   delta?: boolean;
+  /**
+   * When run as root, give the restored tree to the owner of its directory
+   * (default true). False when the tree is only staged, to be shipped to
+   * another host whose user will own it.
+   */
+  handOverOwnership?: boolean;
+  /**
+   * When this restore is one step of a larger one (a remote restore stages
+   * here, then ships): the destination the recovery hooks and notifications
+   * name, and the caller fires `recovery.after` itself once really done.
+   */
+  staged?: { eventDestination: string };
 }
 
 export interface RestoreSummary extends RestoreResult {
@@ -75,7 +89,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
   assertTargetReachable(backup, target);
   const destination = path.resolve(options.destination);
   const archiveRecovery = hasTarget(target) || Boolean(options.standby) || (await hasArchivedWal(repository.storage, server.name));
-  const event: RecoveryEvent = { server: server.name, backupId: backup.id, destination, repository: repository.location };
+  const event: RecoveryEvent = { server: server.name, backupId: backup.id, destination: options.staged?.eventDestination ?? destination, repository: repository.location };
 
   const tablespaceDirs = mapTablespaces(backup, options.tablespaceMap ?? {});
   await checkBackupReadable(repository, backup); // a wrong encryption key fails before anything is written
@@ -127,6 +141,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
       backupId: backup.id,
       target,
       restoreCommand: archiveRecovery ? options.restoreCommand : undefined,
+      recoveryEndCommand: archiveRecovery && options.restoreCommand ? options.recoveryEndCommand : undefined,
       standby: options.standby,
       disableArchiving: (options.archiveMode ?? (destination === backup.dataDirectory ? 'preserve' : 'off')) === 'off',
       archiveRecovery,
@@ -137,10 +152,10 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     }
     if (plan) await finishDelta(destination);
     await syncFilesystems(destination, [...tablespaceDirs.values()]);
-    await handOverOwnership(destination, [...tablespaceDirs.values()], harbor.logger);
+    if (options.handOverOwnership !== false) await handOverOwnership(destination, [...tablespaceDirs.values()], harbor.logger);
 
     const result: RestoreResult = { files: files.length, bytes: done, seconds: (Date.now() - started) / 1000 };
-    await harbor.hooks.recovery.after.promise(event, result);
+    if (!options.staged) await harbor.hooks.recovery.after.promise(event, result);
     const delta = plan && { ...plan.summary, copiedFiles: files.length - plan.summary.keptFiles, copiedBytes: done };
     return { ...result, backup, destination, repository, recovery: { ...recovery, archiveRecovery }, ...(delta ? { delta } : {}) };
   } catch (error) {
@@ -158,7 +173,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
 }
 
 /** "latest" with a time or LSN target means: the newest backup that reaches it. */
-async function chooseBackup(repository: Repository, backupId: string, target: RecoveryTarget): Promise<BackupManifest> {
+export async function chooseBackup(repository: Repository, backupId: string, target: RecoveryTarget): Promise<BackupManifest> {
   if ((backupId === 'latest' || backupId === 'last') && (target.time !== undefined || target.lsn !== undefined)) {
     const picked = pickBackupForTarget(await repository.listManifests(), target);
     if (!picked) {
@@ -184,7 +199,7 @@ interface BundleGroup {
  * starts, so the map must name the restore locations: left as backed up,
  * a restored cluster would write into the source's tablespace directories.
  */
-async function rewriteTablespaceMap(destination: string, tablespaceDirs: Map<number, string>): Promise<void> {
+export async function rewriteTablespaceMap(destination: string, tablespaceDirs: Map<number, string>): Promise<void> {
   const file = path.join(destination, 'tablespace_map');
   let exists = true;
   await fs.access(file).catch(() => (exists = false));
@@ -275,7 +290,8 @@ async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterab
   }
 }
 
-function mapTablespaces(backup: BackupManifest, map: Record<string, string>): Map<number, string> {
+/** Tablespace oid → where to restore it: the mapping given by name or oid, else its original location. */
+export function mapTablespaces(backup: BackupManifest, map: Record<string, string>): Map<number, string> {
   const dirs = new Map<number, string>();
   const known = new Set<string>();
   for (const space of backup.tablespaces) {
