@@ -150,6 +150,11 @@ export class BundleWriter {
     if (this.current) return this.current;
     const id = this.nextId++;
     const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+    // abort() destroys the stream with the backup's error; the store may not
+    // have attached its own listener yet, and an 'error' nobody hears kills
+    // the process before the manifest says FAILED. The error reaches us
+    // through `failure` and the put's rejection instead.
+    stream.on('error', () => {});
     const stored = this.repository.storage.put(this.repository.bundleKey(this.backupId, id), stream).catch((error: Error) => {
       this.failure ??= error;
       throw error;
