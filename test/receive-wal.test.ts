@@ -202,9 +202,12 @@ describe('receive-wal: WAL from streaming alone is enough for point-in-time reco
     expect((await receiver).exitCode, receiver.output()).toBe(0);
     const log = receiver.output();
     expect(log).toMatch(/created replication slot "pgharbor"/);
-    expect(log).toMatch(/cannot continue from the spool: requested starting point .* on timeline 1 is not in this server's history/);
+    // Which of the two the server reports depends on timing: asked for timeline 1 past the fork, it says "not in this
+    // server's history" (reset at the fork); asked before it has flushed that far, "ahead of the WAL flush position"
+    // (reset at the slot). Either way the spool is reset and timeline 2 streams, as asserted above.
+    expect(log).toMatch(/cannot continue from the spool: requested starting point .* (on timeline 1 is not in this server's history|is ahead of the WAL flush position)/);
     expect(log).toMatch(/reset: moved [0-9A-F]{24}\.partial \(stored in the repositories as/);
-    expect(log).toMatch(/reset: created the empty 00000001[0-9A-F]{16}\.partial: pg_receivewal restarts at .* where the server's history forked/);
+    expect(log).toMatch(/reset: (created the empty 00000001[0-9A-F]{16}\.partial: pg_receivewal restarts at .* where the server's history forked|pg_receivewal restarts at the replication slot's position)/);
     const { lastReset } = await statusOf(ws);
     expect(lastReset?.movedTo && existsSync(lastReset.movedTo)).toBe(true);
     expect((await readdir(lastReset!.movedTo!)).some((f) => f.endsWith('.partial'))).toBe(true);
