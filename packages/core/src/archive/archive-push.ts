@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Harbor } from '../harbor.js';
 import type { ServerHandle } from '../server-handle.js';
@@ -8,6 +7,7 @@ import type { Repository } from '../repository/repository.js';
 import { walFileKind } from './wal-file-name.js';
 import { readWalSegmentHeader } from './wal-header.js';
 import { pushWal, WalConflictError, type PushOutcome } from './wal-archive.js';
+import { readWalSource, RepositoryBody, type WalSource } from './wal-source.js';
 
 export interface PushResult {
   repository: string;
@@ -29,24 +29,35 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
   const veto = await harbor.hooks.archive.beforePush.promise(event);
   if (typeof veto === 'string') throw new HarborError(`archive-push of ${name} for ${server.name} vetoed by a plugin: ${veto}`);
 
-  let content: Buffer;
+  // Read once: the repositories' checks start when the page header is in, hashing and encoding overlap the reading.
+  const repositories = await server.repositories();
+  const bodies = repositories.map((repository) => new RepositoryBody(repository.codec));
+  let identityChecks: Promise<void>[] | undefined;
+  const checkIdentities = (head: Buffer) => {
+    if (kind !== 'segment' && kind !== 'partial') return;
+    const header = readWalSegmentHeader(head);
+    if (!header) return;
+    identityChecks = repositories.map((repository) => checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor));
+    for (const check of identityChecks) check.catch(() => {}); // awaited per repository below
+  };
+  let source: WalSource;
   try {
-    content = await readFile(walPath);
+    source = await readWalSource(walPath, (chunk) => Promise.all(bodies.map((body) => body.push(chunk))).then(() => {}), checkIdentities);
   } catch (error) {
     throw new HarborError(`archive-push: cannot read ${walPath}: ${errorMessage(error)}`, {
       hint: 'archive_command runs in the data directory; pass %p unchanged',
     });
   }
-  const header = kind === 'segment' || kind === 'partial' ? readWalSegmentHeader(content) : undefined;
-  if ((kind === 'segment' || kind === 'partial') && !header) {
+  if ((kind === 'segment' || kind === 'partial') && !identityChecks) {
     throw new HarborError(`archive-push: ${name} does not start with a WAL page header`, { hint: 'is this really a WAL segment?' });
   }
 
-  const repositories = await server.repositories();
+  const { content, sha256 } = source;
   const results = await Promise.allSettled(
-    repositories.map(async (repository): Promise<PushResult> => {
-      if (header) await checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor);
-      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, content, repository.codec) };
+    repositories.map(async (repository, index): Promise<PushResult> => {
+      await identityChecks?.[index];
+      const prepared = { sha256, body: () => bodies[index].body(content) };
+      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, content, repository.codec, prepared) };
     }),
   );
   const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ repository: repositories[index], error: result.reason as Error }] : []));

@@ -89,22 +89,30 @@ export class WalConflictError extends Error {
   }
 }
 
+/** What archive-push computed while reading the file (wal-source.ts), so that pushWal does not do it again. */
+export interface PreparedWal {
+  /** Of `content`. */
+  sha256: string;
+  /** The bytes to store, encoded with the repository's codec. */
+  body: () => Promise<Buffer>;
+}
+
 /**
  * Store one WAL file in one repository. The same content twice succeeds;
  * different content under the same name is refused and overwrites nothing.
  * `.partial` files are replaced, since a receiver rewrites them as they grow.
  */
-export async function pushWal(storage: StorageDriver, server: string, name: string, content: Buffer, codec?: RepositoryCodec): Promise<PushOutcome> {
+export async function pushWal(storage: StorageDriver, server: string, name: string, content: Buffer, codec?: RepositoryCodec, prepared?: PreparedWal): Promise<PushOutcome> {
   const key = await codec?.prepareWrite(); // an encrypted repository refuses plaintext; a wrong key fails here
   const suffix = codec?.walSuffix ?? '';
-  const encode = async () => (codec ? encodeBuffer(content, codec.compression, codec.settings.level, key?.key) : content);
+  const encode = prepared?.body ?? (async () => (codec ? encodeBuffer(content, codec.compression, codec.settings.level, key?.key) : content));
   if (walFileKind(name) === 'partial') {
     await storage.put(walKey(server, name, undefined, suffix), await encode());
     // A change of settings leaves the previous variant: only the newest copy may stay.
     for (const other of await findArchivedWal(storage, server, name)) if (other.key !== walKey(server, name, undefined, suffix)) await storage.delete(other.key);
     return 'stored';
   }
-  const sha256 = sha256Hex(content);
+  const sha256 = prepared?.sha256 ?? sha256Hex(content);
   const existing = await findArchivedWal(storage, server, name);
   if (existing.some((w) => w.sha256 === sha256)) return 'already-archived';
   if (existing.length > 0) throw new WalConflictError(name, storage.location);
