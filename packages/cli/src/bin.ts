@@ -9,13 +9,10 @@ if (hot) {
   code = confirmFromSpool(process.argv);
 }
 if (hot && code === undefined) {
-  try {
-    // @ts-ignore: produced by the build (esbuild bundle of wal-command.ts)
-    const { runWalCommand } = (await import('./wal-command.mjs')) as { runWalCommand(argv: string[]): Promise<number | undefined> };
-    code = await runWalCommand(process.argv);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
-  }
+  // The bundle of wal-command.ts, with V8's code cache (wal-bundle.ts); absent after a tsc-only build.
+  const { loadWalBundle } = await import('./wal-bundle.js');
+  const bundle = loadWalBundle();
+  if (bundle) code = await bundle.exports.runWalCommand(process.argv);
 }
 if (code === undefined) {
   const { main } = await import('./main.js');
