@@ -109,16 +109,23 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
   if (!(await claimArchiver(settings.spoolDir))) return;
   const statusDir = path.join(pgWalDir, 'archive_status');
   const retryAt = new Map<string, number>();
+  const inFlight = new Set<string>();
+  let queue: string[] = [];
+  let scanning: Promise<void> | undefined;
   let idleSince = Date.now();
   let alarmRaised = false;
-  try {
-    while (Date.now() - idleSince < idleSeconds * 1000) {
+
+  // One directory scan at a time, shared by the workers that ran out of work.
+  const scan = () =>
+    (scanning ??= (async () => {
       const ready = (await fs.readdir(statusDir).catch(() => []))
         .filter((f) => f.endsWith('.ready'))
         .map((f) => f.slice(0, -'.ready'.length))
         .filter((name) => walFileKind(name))
         .sort(historyFirst);
-      const pending = ready.filter((name) => !existsSync(okMarker(settings.spoolDir, name)) && (retryAt.get(name) ?? 0) <= Date.now());
+      // A short queue: the next scan (and a new timeline's history file) comes soon even in a long backlog.
+      queue = ready.filter((name) => !inFlight.has(name) && !existsSync(okMarker(settings.spoolDir, name)) && (retryAt.get(name) ?? 0) <= Date.now()).slice(0, settings.processMax * 8);
+      if (queue.length > 0) idleSince = Date.now();
 
       const waitingBytes = ready.length * 16 * 1024 * 1024;
       if (settings.queueMaxBytes !== undefined && waitingBytes > settings.queueMaxBytes) {
@@ -133,29 +140,36 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
         alarmRaised = false;
         await fs.rm(alarmFile(settings.spoolDir), { force: true });
       }
+    })().finally(() => (scanning = undefined)));
 
-      if (pending.length === 0) {
+  // processMax workers, each taking the oldest waiting segment as soon as it is free: no batch
+  // waits for its slowest push, so PostgreSQL's archive-push finds the next marker ready.
+  const worker = async () => {
+    while (Date.now() - idleSince < idleSeconds * 1000) {
+      let name = queue.shift();
+      if (name === undefined) {
+        await scan();
+        name = queue.shift();
+      }
+      if (name === undefined) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
       }
-      idleSince = Date.now();
-      const batch = pending.slice(0, settings.processMax * 4);
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: Math.min(settings.processMax, batch.length) }, async () => {
-          for (let name = batch[next++]; name; name = batch[next++]) {
-            try {
-              await archivePush(harbor, server, path.join(pgWalDir, name));
-              await writeMarker(okMarker(settings.spoolDir, name), '');
-              retryAt.delete(name);
-            } catch (error) {
-              await writeMarker(errorMarker(settings.spoolDir, name), errorMessage(error));
-              retryAt.set(name, Date.now() + 5000);
-            }
-          }
-        }),
-      );
+      inFlight.add(name);
+      try {
+        await archivePush(harbor, server, path.join(pgWalDir, name));
+        await writeMarker(okMarker(settings.spoolDir, name), '');
+        retryAt.delete(name);
+      } catch (error) {
+        await writeMarker(errorMarker(settings.spoolDir, name), errorMessage(error));
+        retryAt.set(name, Date.now() + 5000);
+      } finally {
+        inFlight.delete(name);
+      }
     }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, settings.processMax) }, worker));
   } finally {
     await fs.rm(pidFile(settings.spoolDir), { force: true });
   }
