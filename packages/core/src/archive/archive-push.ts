@@ -7,7 +7,8 @@ import type { Repository } from '../repository/repository.js';
 import { walFileKind } from './wal-file-name.js';
 import { readWalSegmentHeader } from './wal-header.js';
 import { pushWal, WalConflictError, type PushOutcome } from './wal-archive.js';
-import { readWalSource, RepositoryBody, type WalSource } from './wal-source.js';
+import { hashWalFile, RepositoryBody } from './wal-source.js';
+import type { PutOptions } from '../storage/storage-driver.js';
 
 export interface PushResult {
   repository: string;
@@ -40,9 +41,9 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
     identityChecks = repositories.map((repository) => checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor));
     for (const check of identityChecks) check.catch(() => {}); // awaited per repository below
   };
-  let source: WalSource;
+  let sha256: string;
   try {
-    source = await readWalSource(walPath, (chunk) => Promise.all(bodies.map((body) => body.push(chunk))).then(() => {}), checkIdentities);
+    sha256 = await hashWalFile(walPath, (chunk) => Promise.all(bodies.map((body) => body.push(chunk))).then(() => {}), checkIdentities);
   } catch (error) {
     throw new HarborError(`archive-push: cannot read ${walPath}: ${errorMessage(error)}`, {
       hint: 'archive_command runs in the data directory; pass %p unchanged',
@@ -52,12 +53,11 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
     throw new HarborError(`archive-push: ${name} does not start with a WAL page header`, { hint: 'is this really a WAL segment?' });
   }
 
-  const { content, sha256 } = source;
   const results = await Promise.allSettled(
     repositories.map(async (repository, index): Promise<PushResult> => {
       await identityChecks?.[index];
-      const prepared = { sha256, body: () => bodies[index].body(content) };
-      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, content, repository.codec, prepared) };
+      const prepared = { sha256, store: (key: string, options: PutOptions) => bodies[index].store(repository.storage, key, walPath, options) };
+      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, prepared, repository.codec) };
     }),
   );
   const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ repository: repositories[index], error: result.reason as Error }] : []));
