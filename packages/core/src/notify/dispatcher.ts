@@ -74,8 +74,11 @@ export class NotificationDispatcher {
   /** Deliveries that the operation does not wait for (backup.started); `settle` waits for them. */
   private readonly inFlight = new Set<Promise<void>>();
 
-  constructor(private readonly harbor: Harbor) {
-    this.tapHooks();
+  constructor(
+    private readonly harbor: Harbor,
+    tap = true,
+  ) {
+    if (tap) this.tapHooks();
   }
 
   /** The targets of the config, each with its notifier (created once, on first use). */
