@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 // archive-push/archive-get run once per WAL segment: try the bundled lean
 // entry first (see wal-command.ts), everything else goes to the full CLI.
+// async-confirm.js is tiny (node:fs, os, path): a static import costs less than a second module job.
+import { confirmFromSpool } from './async-confirm.js';
+
 const hot = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
 let code: number | undefined;
-if (hot) {
-  // With archive_async, most calls only confirm a stored segment: try that before loading anything.
-  const { confirmFromSpool } = await import('./async-confirm.js');
-  code = confirmFromSpool(process.argv);
-}
+// With archive_async, most calls only confirm a stored segment: try that before loading anything.
+if (hot) code = confirmFromSpool(process.argv);
 if (hot && code === undefined) {
   // The bundle of wal-command.ts, with V8's code cache (wal-bundle.ts); absent after a tsc-only build.
   const { loadWalBundle } = await import('./wal-bundle.js');
