@@ -32,6 +32,12 @@ const ms = (start) => Number(process.hrtime.bigint() - start) / 1e6;
 const median = (v) => { const s = [...v].sort((a, b) => a - b); return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const pct = (v, p) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(v.length * p))];
 const log = (m) => process.stderr.write(`[walpush] ${m}\n`);
+// How busy the (shared) machine was: every figure here moves with it.
+const machineLoad = () => {
+  const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+  const psi = (() => { try { return /some avg10=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1]; } catch { return undefined; } })();
+  return `load1 ${load1}${psi !== undefined ? `, CPU pressure ${psi}%` : ''}`;
+};
 
 const root = await mkdtemp(path.join(process.env.TARGET_ROOT ?? '/var/tmp', 'pgharbor-walbench-'));
 await chownToPgUser(root);
@@ -81,6 +87,7 @@ try {
   methods.push({ label: 'node_start', run: () => asPg(process.execPath, ['-e', '0']), reset: () => {} });
 
   const times = Object.fromEntries(methods.map((m) => [m.label, []]));
+  const loadBefore = machineLoad();
   for (let pass = 1; pass <= PASSES; pass++) {
     for (const m of methods) m.reset();
     execFileSync('sync');
@@ -98,7 +105,7 @@ try {
   const base = median(times.cp_fsync);
   const pgbr = times.pgbackrest_none ? median(times.pgbackrest_none) : undefined;
   const pgbrLz4 = times.pgbackrest_lz4 ? median(times.pgbackrest_lz4) : undefined;
-  results.push('## archive-push, one 16 MiB segment per call (synchronous)', '', `${segments.length} real segments x ${PASSES} passes; NODE_EXTRA_CA_CERTS unset; run as the postgres user`, '',
+  results.push('## archive-push, one 16 MiB segment per call (synchronous)', '', `${segments.length} real segments x ${PASSES} passes; NODE_EXTRA_CA_CERTS unset; run as the postgres user; ${loadBefore} before, ${machineLoad()} after`, '',
     '| method | n | median ms | p90 ms | x cp+fsync | x pgbackrest, same compression |', '|---|---|---|---|---|---|');
   for (const m of methods) {
     const v = times[m.label];
@@ -145,6 +152,7 @@ try {
   const backlogStart = readyCount();
   const before = await archiver();
   log(`async mode, drain: ${backlogStart} segments ready; archiving them`);
+  const drainLoad = machineLoad();
   const drainStart = Date.now();
   await setArchiveCommand(pushCommand('drain'));
   const drainSamples = [];
@@ -160,7 +168,8 @@ try {
   log(`async mode, load: ${ASYNC_SECONDS} s of bulk inserts with archive_async`);
   await setArchiveCommand(pushCommand('load'));
   await sleep(1000);
-  const loadBefore = await archiver();
+  const loadStats = await archiver();
+  const loadLoad = machineLoad();
   const backlog = [];
   const started = Date.now();
   const writer = async () => {
@@ -177,13 +186,13 @@ try {
   clearInterval(sampler);
   const elapsed = (Date.now() - started) / 1000;
   const loaded = await archiver();
-  const archivedUnderLoad = atWriteEnd.archived - loadBefore.archived;
+  const archivedUnderLoad = atWriteEnd.archived - loadStats.archived;
   const generated = archivedUnderLoad + leftAtWriteEnd;
   const third = Math.max(1, Math.floor(backlog.length / 3));
   const avg = (v) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0);
   const asyncLines = ['', '## archive-push asynchronous mode (archive_async, archive_process_max 2, lz4)', '',
-    `- drain of a pre-generated backlog: ${drained.archived - before.archived} segments (${backlogStart} ready at the start) archived in ${drainSeconds.toFixed(1)} s: **${drainRate.toFixed(0)} segments/minute** (${((drainRate * 16) / 60).toFixed(0)} MiB/s), ${drained.failed - before.failed} failures; .ready left: ${readyCount()}`,
-    `- under load (2 bulk-insert writers, ${writeSeconds.toFixed(0)} s): the writers produced ${generated} segments (${((generated / writeSeconds) * 60).toFixed(0)} segments/minute); ${archivedUnderLoad} were archived while they wrote (${((archivedUnderLoad / writeSeconds) * 60).toFixed(0)} segments/minute), all ${loaded.archived - loadBefore.archived} within ${elapsed.toFixed(0)} s, ${loaded.failed - loadBefore.failed} failures`,
+    `- drain of a pre-generated backlog: ${drained.archived - before.archived} segments (${backlogStart} ready at the start) archived in ${drainSeconds.toFixed(1)} s: **${drainRate.toFixed(0)} segments/minute** (${((drainRate * 16) / 60).toFixed(0)} MiB/s), ${drained.failed - before.failed} failures; .ready left: ${readyCount()}; ${drainLoad} at the start`,
+    `- under load (2 bulk-insert writers, ${writeSeconds.toFixed(0)} s): the writers produced ${generated} segments (${((generated / writeSeconds) * 60).toFixed(0)} segments/minute); ${archivedUnderLoad} were archived while they wrote (${((archivedUnderLoad / writeSeconds) * 60).toFixed(0)} segments/minute), all ${loaded.archived - loadStats.archived} within ${elapsed.toFixed(0)} s, ${loaded.failed - loadStats.failed} failures; ${loadLoad} at the start, ${machineLoad()} at the end`,
     `- .ready backlog under load, sampled every second: first ${backlog.slice(0, 3).join(', ')} … last ${backlog.slice(-3).join(', ')}, max ${Math.max(0, ...backlog)}; mean of the first third ${avg(backlog.slice(0, third)).toFixed(1)}, of the last third ${avg(backlog.slice(-third)).toFixed(1)} (growth means archiving falls behind)`,
     `- the load rate is bounded by how much WAL the writers produce here (2 cores shared by PostgreSQL, the writers and the archiver); the drain rate is what archiving sustains`];
   console.log(asyncLines.join('\n'));
