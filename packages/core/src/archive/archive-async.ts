@@ -114,6 +114,7 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
   let scanning: Promise<void> | undefined;
   let idleSince = Date.now();
   let alarmRaised = false;
+  let lastSweep = 0;
 
   // One directory scan at a time, shared by the workers that ran out of work.
   const scan = () =>
@@ -126,6 +127,10 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
       // A short queue: the next scan (and a new timeline's history file) comes soon even in a long backlog.
       queue = ready.filter((name) => !inFlight.has(name) && !existsSync(okMarker(settings.spoolDir, name)) && (retryAt.get(name) ?? 0) <= Date.now()).slice(0, settings.processMax * 8);
       if (queue.length > 0) idleSince = Date.now();
+      if (Date.now() - lastSweep > 10_000) {
+        lastSweep = Date.now();
+        await sweepStaleMarkers(settings.spoolDir, new Set(ready));
+      }
 
       const waitingBytes = ready.length * 16 * 1024 * 1024;
       if (settings.queueMaxBytes !== undefined && waitingBytes > settings.queueMaxBytes) {
@@ -172,6 +177,22 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
     await Promise.all(Array.from({ length: Math.max(1, settings.processMax) }, worker));
   } finally {
     await fs.rm(pidFile(settings.spoolDir), { force: true });
+  }
+}
+
+/**
+ * Remove `.ok` markers nobody will consume: a segment pushed again between
+ * archive-push taking its marker and PostgreSQL renaming `.ready` to `.done`
+ * gets a second one. Left there, it could one day confirm a different file
+ * of the same name (a new cluster archiving with this spool) that was never
+ * stored. A marker older than a minute whose segment is not ready is stale.
+ */
+async function sweepStaleMarkers(spoolDir: string, ready: Set<string>): Promise<void> {
+  const out = path.join(spoolDir, 'out');
+  for (const file of await fs.readdir(out).catch(() => [] as string[])) {
+    if (!file.endsWith('.ok') || ready.has(file.slice(0, -'.ok'.length))) continue;
+    const info = await fs.stat(path.join(out, file)).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > 60_000) await fs.rm(path.join(out, file), { force: true });
   }
 }
 
