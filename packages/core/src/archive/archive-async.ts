@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Harbor } from '../harbor.js';
@@ -115,11 +115,20 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
   let idleSince = Date.now();
   let alarmRaised = false;
   let lastSweep = 0;
+  // The cluster's pg_wal is gone (the cluster was removed or moved): nothing will be ready again, stop.
+  let statusDirGone = false;
+  const readStatusDir = (dir: string) =>
+    fs.readdir(dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') statusDirGone = true;
+      return [] as string[];
+    });
+  // A new .ready file wakes idle workers at once (PostgreSQL is about to ask for it); the timeout stays as a fallback.
+  const statusChange = watchDirectory(statusDir);
 
   // One directory scan at a time, shared by the workers that ran out of work.
   const scan = () =>
     (scanning ??= (async () => {
-      const ready = (await fs.readdir(statusDir).catch(() => []))
+      const ready = (await readStatusDir(statusDir))
         .filter((f) => f.endsWith('.ready'))
         .map((f) => f.slice(0, -'.ready'.length))
         .filter((name) => walFileKind(name))
@@ -150,14 +159,14 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
   // processMax workers, each taking the oldest waiting segment as soon as it is free: no batch
   // waits for its slowest push, so PostgreSQL's archive-push finds the next marker ready.
   const worker = async () => {
-    while (Date.now() - idleSince < idleSeconds * 1000) {
+    while (Date.now() - idleSince < idleSeconds * 1000 && !statusDirGone) {
       let name = queue.shift();
       if (name === undefined) {
         await scan();
         name = queue.shift();
       }
       if (name === undefined) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await statusChange.wait(50);
         continue;
       }
       inFlight.add(name);
@@ -176,8 +185,36 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
   try {
     await Promise.all(Array.from({ length: Math.max(1, settings.processMax) }, worker));
   } finally {
+    statusChange.close();
     await fs.rm(pidFile(settings.spoolDir), { force: true });
   }
+}
+
+/** Wait for a change in `dir` or a timeout, whichever comes first (inotify where there is one). */
+function watchDirectory(dir: string): { wait(milliseconds: number): Promise<void>; close(): void } {
+  const waiting = new Set<() => void>();
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dir, () => {
+      for (const wake of waiting) wake();
+    });
+    watcher.on('error', () => watcher?.close()); // the timeout still works
+  } catch {
+    // no watching here (an exotic filesystem): timeouts only
+  }
+  return {
+    wait: (milliseconds) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiting.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, milliseconds);
+        waiting.add(done);
+      }),
+    close: () => watcher?.close(),
+  };
 }
 
 /**
