@@ -118,7 +118,8 @@ export async function createWorkspace(
     async cleanup() {
       for (const c of started) await c.destroy().catch(() => {});
       await cluster.destroy().catch(() => {});
-      await rm(dir, { recursive: true, force: true });
+      // A detached async archiver may still be finishing a push into the repository: retry ENOTEMPTY.
+      await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     },
   };
 }

@@ -1,21 +1,18 @@
 #!/usr/bin/env node
 // archive-push/archive-get run once per WAL segment: try the bundled lean
 // entry first (see wal-command.ts), everything else goes to the full CLI.
+// async-confirm.js is tiny (node:fs, os, path): a static import costs less than a second module job.
+import { confirmFromSpool } from './async-confirm.js';
+
 const hot = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
 let code: number | undefined;
-if (hot) {
-  // With archive_async, most calls only confirm a stored segment: try that before loading anything.
-  const { confirmFromSpool } = await import('./async-confirm.js');
-  code = confirmFromSpool(process.argv);
-}
+// With archive_async, most calls only confirm a stored segment: try that before loading anything.
+if (hot) code = confirmFromSpool(process.argv);
 if (hot && code === undefined) {
-  try {
-    // @ts-ignore: produced by the build (esbuild bundle of wal-command.ts)
-    const { runWalCommand } = (await import('./wal-command.mjs')) as { runWalCommand(argv: string[]): Promise<number | undefined> };
-    code = await runWalCommand(process.argv);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
-  }
+  // The bundle of wal-command.ts, with V8's code cache (wal-bundle.ts); absent after a tsc-only build.
+  const { loadWalBundle } = await import('./wal-bundle.js');
+  const bundle = loadWalBundle();
+  if (bundle) code = await bundle.exports.runWalCommand(process.argv);
 }
 if (code === undefined) {
   const { main } = await import('./main.js');

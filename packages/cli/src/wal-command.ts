@@ -1,7 +1,8 @@
 /**
  * The hot path: archive-push and archive-get. PostgreSQL runs them once per
  * 16 MB WAL segment and waits, so they must start fast. This entry point is
- * bundled into one file (dist/wal-command.mjs) with only what it needs:
+ * bundled into one file (dist/wal-command.cjs, loaded with V8's code cache
+ * by wal-bundle.ts) with only what it needs:
  * YAML/JSON config, the posix driver and the archive code; no commander, no
  * validator, no PostgreSQL client. Anything it does not handle alone (a
  * config without --config, JS/TS configs, plugins, notifications, archive

@@ -83,11 +83,15 @@ export class Harbor {
   private loaded?: LoadedConfig;
   private readonly servers = new Map<string, ServerHandle>();
 
-  constructor(options: { logger?: Logger } = {}) {
+  /** `builtinTaps: false` leaves out the hook scripts, notifications and receive-wal checks (see fromTrustedConfig). */
+  constructor(options: { logger?: Logger; builtinTaps?: boolean } = {}) {
     this.logger = options.logger ?? createLogger();
-    tapHookScripts(this);
-    tapReceiveWalChecks(this);
-    this.notifications = new NotificationDispatcher(this);
+    const builtinTaps = options.builtinTaps ?? true;
+    if (builtinTaps) {
+      tapHookScripts(this);
+      tapReceiveWalChecks(this);
+    }
+    this.notifications = new NotificationDispatcher(this, builtinTaps);
   }
 
   async use(plugin: HarborPlugin): Promise<this> {
@@ -126,7 +130,9 @@ export class Harbor {
    * reads itself and falls back to `load` for anything else.
    */
   static async fromTrustedConfig(loaded: LoadedConfig, plugins: HarborPlugin[], logger?: Logger): Promise<Harbor> {
-    const harbor = new Harbor({ logger });
+    // Such a config has no hook scripts and no notifications (the hot path checks): their taps would
+    // only cost compiling the hooks they make "used", once per segment.
+    const harbor = new Harbor({ logger, builtinTaps: false });
     for (const plugin of plugins) await harbor.use(plugin);
     harbor.loaded = loaded;
     return harbor;

@@ -33,6 +33,19 @@ describe('posix storage', () => {
     await storage.close();
   });
 
+  it('putFile copies a local file atomically, 0600, and create-only refuses an existing key', async () => {
+    const source = path.join(scratch, `source-${counter}`);
+    await writeFile(source, Buffer.alloc(3 * 1024 * 1024, 7), { mode: 0o644 });
+    expect(await storage.putFile('w/seg', source, { ifNotExists: true })).toEqual({ size: 3 * 1024 * 1024 });
+    expect((await stat(path.join(root, 'w/seg'))).mode & 0o777).toBe(0o600);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await storage.get('w/seg')) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(Buffer.alloc(3 * 1024 * 1024, 7))).toBe(true);
+    await expect(storage.putFile('w/seg', source, { ifNotExists: true })).rejects.toThrow(/exists/);
+    await expect(storage.putFile('w/other', path.join(scratch, 'missing'))).rejects.toThrow();
+    expect((await readdir(path.join(root, 'w'))).sort()).toEqual(['seg']);
+  });
+
   it('creates files 0600 and directories 0700', async () => {
     await storage.put('a/b/object', 'x');
     await storage.put('a/b/created-only', Readable.from([Buffer.from('y')]), { ifNotExists: true });

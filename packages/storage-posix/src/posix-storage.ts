@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -63,11 +63,28 @@ export class PosixStorage implements StorageDriver {
         // Fail before consuming a possibly large body; link(2) below stays the authority.
         throw new StorageConflictError(key, this.location);
       }
-      return await this.writeAtomically(key, file, body, options.ifNotExists === true);
+      return await this.writeAtomically(key, file, (handle) => writeBody(handle, body), options.ifNotExists === true);
     } catch (error) {
       if (body instanceof Readable && !body.destroyed) body.destroy();
       throw error;
     }
+  }
+
+  /** `put` of a local file, copied by the kernel (copy_file_range): its bytes never pass through this process. */
+  async putFile(key: string, source: string, options: PutOptions = {}): Promise<PutResult> {
+    assertValidKey(key);
+    const file = this.fileOf(key);
+    if (options.ifNotExists && (await this.stat(key)) !== undefined) throw new StorageConflictError(key, this.location);
+    return this.writeAtomically(
+      key,
+      file,
+      async (handle, temp) => {
+        await copyFile(source, temp); // the open handle is the same inode: its sync() below makes the copy durable
+        await handle.chmod(FILE_MODE); // copyFile gives the source's mode
+        return (await handle.stat()).size;
+      },
+      options.ifNotExists === true,
+    );
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
@@ -161,14 +178,14 @@ export class PosixStorage implements StorageDriver {
     return path.join(this.root, ...key.split('/'));
   }
 
-  private async writeAtomically(key: string, file: string, body: Readable | Uint8Array | string, createOnly: boolean): Promise<PutResult> {
+  private async writeAtomically(key: string, file: string, write: (handle: FileHandle, temp: string) => Promise<number>, createOnly: boolean): Promise<PutResult> {
     const dir = path.dirname(file);
     const temp = path.join(dir, tempNameFor(path.basename(file), randomBytes(6).toString('hex')));
     const handle = await this.openTemp(key, dir, temp);
     let size = 0;
     try {
       try {
-        size = await writeBody(handle, body);
+        size = await write(handle, temp);
         await handle.sync();
       } finally {
         await handle.close();

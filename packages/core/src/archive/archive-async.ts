@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Harbor } from '../harbor.js';
@@ -109,16 +109,37 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
   if (!(await claimArchiver(settings.spoolDir))) return;
   const statusDir = path.join(pgWalDir, 'archive_status');
   const retryAt = new Map<string, number>();
+  const inFlight = new Set<string>();
+  let queue: string[] = [];
+  let scanning: Promise<void> | undefined;
   let idleSince = Date.now();
   let alarmRaised = false;
-  try {
-    while (Date.now() - idleSince < idleSeconds * 1000) {
-      const ready = (await fs.readdir(statusDir).catch(() => []))
+  let lastSweep = 0;
+  // The cluster's pg_wal is gone (the cluster was removed or moved): nothing will be ready again, stop.
+  let statusDirGone = false;
+  const readStatusDir = (dir: string) =>
+    fs.readdir(dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') statusDirGone = true;
+      return [] as string[];
+    });
+  // A new .ready file wakes idle workers at once (PostgreSQL is about to ask for it); the timeout stays as a fallback.
+  const statusChange = watchDirectory(statusDir);
+
+  // One directory scan at a time, shared by the workers that ran out of work.
+  const scan = () =>
+    (scanning ??= (async () => {
+      const ready = (await readStatusDir(statusDir))
         .filter((f) => f.endsWith('.ready'))
         .map((f) => f.slice(0, -'.ready'.length))
         .filter((name) => walFileKind(name))
         .sort(historyFirst);
-      const pending = ready.filter((name) => !existsSync(okMarker(settings.spoolDir, name)) && (retryAt.get(name) ?? 0) <= Date.now());
+      // A short queue: the next scan (and a new timeline's history file) comes soon even in a long backlog.
+      queue = ready.filter((name) => !inFlight.has(name) && !existsSync(okMarker(settings.spoolDir, name)) && (retryAt.get(name) ?? 0) <= Date.now()).slice(0, settings.processMax * 8);
+      if (queue.length > 0) idleSince = Date.now();
+      if (Date.now() - lastSweep > 10_000) {
+        lastSweep = Date.now();
+        await sweepStaleMarkers(settings.spoolDir, new Set(ready));
+      }
 
       const waitingBytes = ready.length * 16 * 1024 * 1024;
       if (settings.queueMaxBytes !== undefined && waitingBytes > settings.queueMaxBytes) {
@@ -133,31 +154,82 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
         alarmRaised = false;
         await fs.rm(alarmFile(settings.spoolDir), { force: true });
       }
+    })().finally(() => (scanning = undefined)));
 
-      if (pending.length === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
+  // processMax workers, each taking the oldest waiting segment as soon as it is free: no batch
+  // waits for its slowest push, so PostgreSQL's archive-push finds the next marker ready.
+  const worker = async () => {
+    while (Date.now() - idleSince < idleSeconds * 1000 && !statusDirGone) {
+      let name = queue.shift();
+      if (name === undefined) {
+        await scan();
+        name = queue.shift();
+      }
+      if (name === undefined) {
+        await statusChange.wait(50);
         continue;
       }
-      idleSince = Date.now();
-      const batch = pending.slice(0, settings.processMax * 4);
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: Math.min(settings.processMax, batch.length) }, async () => {
-          for (let name = batch[next++]; name; name = batch[next++]) {
-            try {
-              await archivePush(harbor, server, path.join(pgWalDir, name));
-              await writeMarker(okMarker(settings.spoolDir, name), '');
-              retryAt.delete(name);
-            } catch (error) {
-              await writeMarker(errorMarker(settings.spoolDir, name), errorMessage(error));
-              retryAt.set(name, Date.now() + 5000);
-            }
-          }
-        }),
-      );
+      inFlight.add(name);
+      try {
+        await archivePush(harbor, server, path.join(pgWalDir, name));
+        await writeMarker(okMarker(settings.spoolDir, name), '');
+        retryAt.delete(name);
+      } catch (error) {
+        await writeMarker(errorMarker(settings.spoolDir, name), errorMessage(error));
+        retryAt.set(name, Date.now() + 5000);
+      } finally {
+        inFlight.delete(name);
+      }
     }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, settings.processMax) }, worker));
   } finally {
+    statusChange.close();
     await fs.rm(pidFile(settings.spoolDir), { force: true });
+  }
+}
+
+/** Wait for a change in `dir` or a timeout, whichever comes first (inotify where there is one). */
+function watchDirectory(dir: string): { wait(milliseconds: number): Promise<void>; close(): void } {
+  const waiting = new Set<() => void>();
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dir, () => {
+      for (const wake of waiting) wake();
+    });
+    watcher.on('error', () => watcher?.close()); // the timeout still works
+  } catch {
+    // no watching here (an exotic filesystem): timeouts only
+  }
+  return {
+    wait: (milliseconds) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiting.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, milliseconds);
+        waiting.add(done);
+      }),
+    close: () => watcher?.close(),
+  };
+}
+
+/**
+ * Remove `.ok` markers nobody will consume: a segment pushed again between
+ * archive-push taking its marker and PostgreSQL renaming `.ready` to `.done`
+ * gets a second one. Left there, it could one day confirm a different file
+ * of the same name (a new cluster archiving with this spool) that was never
+ * stored. A marker older than a minute whose segment is not ready is stale.
+ */
+async function sweepStaleMarkers(spoolDir: string, ready: Set<string>): Promise<void> {
+  const out = path.join(spoolDir, 'out');
+  for (const file of await fs.readdir(out).catch(() => [] as string[])) {
+    if (!file.endsWith('.ok') || ready.has(file.slice(0, -'.ok'.length))) continue;
+    const info = await fs.stat(path.join(out, file)).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > 60_000) await fs.rm(path.join(out, file), { force: true });
   }
 }
 

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Harbor } from '../harbor.js';
 import type { ServerHandle } from '../server-handle.js';
@@ -8,6 +7,8 @@ import type { Repository } from '../repository/repository.js';
 import { walFileKind } from './wal-file-name.js';
 import { readWalSegmentHeader } from './wal-header.js';
 import { pushWal, WalConflictError, type PushOutcome } from './wal-archive.js';
+import { hashWalFile, RepositoryBody } from './wal-source.js';
+import type { PutOptions } from '../storage/storage-driver.js';
 
 export interface PushResult {
   repository: string;
@@ -26,27 +27,39 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
     throw new ConfigError(`archive-push: "${name}" is not a WAL file name`, "call it from archive_command as: pgharbor archive-push SERVER %p");
   }
   const event: ArchiveEvent = { server: server.name, walFile: name };
-  const veto = await harbor.hooks.archive.beforePush.promise(event);
+  // Hooks nobody tapped are skipped: calling one compiles it, a few ms of every push on the hot path.
+  const { beforePush, pushed } = harbor.hooks.archive;
+  const veto = beforePush.isUsed() ? await beforePush.promise(event) : undefined;
   if (typeof veto === 'string') throw new HarborError(`archive-push of ${name} for ${server.name} vetoed by a plugin: ${veto}`);
 
-  let content: Buffer;
+  // Read once: the repositories' checks start when the page header is in, hashing and encoding overlap the reading.
+  const repositories = await server.repositories();
+  const bodies = repositories.map((repository) => new RepositoryBody(repository.codec));
+  let identityChecks: Promise<void>[] | undefined;
+  const checkIdentities = (head: Buffer) => {
+    if (kind !== 'segment' && kind !== 'partial') return;
+    const header = readWalSegmentHeader(head);
+    if (!header) return;
+    identityChecks = repositories.map((repository) => checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor));
+    for (const check of identityChecks) check.catch(() => {}); // awaited per repository below
+  };
+  let sha256: string;
   try {
-    content = await readFile(walPath);
+    sha256 = await hashWalFile(walPath, (chunk) => Promise.all(bodies.map((body) => body.push(chunk))).then(() => {}), checkIdentities);
   } catch (error) {
     throw new HarborError(`archive-push: cannot read ${walPath}: ${errorMessage(error)}`, {
       hint: 'archive_command runs in the data directory; pass %p unchanged',
     });
   }
-  const header = kind === 'segment' || kind === 'partial' ? readWalSegmentHeader(content) : undefined;
-  if ((kind === 'segment' || kind === 'partial') && !header) {
+  if ((kind === 'segment' || kind === 'partial') && !identityChecks) {
     throw new HarborError(`archive-push: ${name} does not start with a WAL page header`, { hint: 'is this really a WAL segment?' });
   }
 
-  const repositories = await server.repositories();
   const results = await Promise.allSettled(
-    repositories.map(async (repository): Promise<PushResult> => {
-      if (header) await checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor);
-      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, content, repository.codec) };
+    repositories.map(async (repository, index): Promise<PushResult> => {
+      await identityChecks?.[index];
+      const prepared = { sha256, store: (key: string, options: PutOptions) => bodies[index].store(repository.storage, key, walPath, options) };
+      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, prepared, repository.codec) };
     }),
   );
   const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ repository: repositories[index], error: result.reason as Error }] : []));
@@ -56,7 +69,7 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
     throw error;
   }
   const done = results.map((result) => (result as PromiseFulfilledResult<PushResult>).value);
-  await harbor.hooks.archive.pushed.promise(event);
+  if (pushed.isUsed()) await pushed.promise(event);
   return done;
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { StorageDriver } from '../storage/storage-driver.js';
+import type { PutOptions, StorageDriver } from '../storage/storage-driver.js';
 import { walFileKind } from './wal-file-name.js';
 import { RepositoryCodec } from '../codec/repository-codec.js';
 import { encodeBuffer } from '../codec/stream-codec.js';
@@ -89,27 +89,36 @@ export class WalConflictError extends Error {
   }
 }
 
+/** What archive-push prepared while reading the file (wal-source.ts): its checksum, and how to store it encoded. */
+export interface PreparedWal {
+  sha256: string;
+  store(key: string, options: PutOptions): Promise<void>;
+}
+
 /**
  * Store one WAL file in one repository. The same content twice succeeds;
  * different content under the same name is refused and overwrites nothing.
  * `.partial` files are replaced, since a receiver rewrites them as they grow.
  */
-export async function pushWal(storage: StorageDriver, server: string, name: string, content: Buffer, codec?: RepositoryCodec): Promise<PushOutcome> {
+export async function pushWal(storage: StorageDriver, server: string, name: string, content: Buffer | PreparedWal, codec?: RepositoryCodec): Promise<PushOutcome> {
   const key = await codec?.prepareWrite(); // an encrypted repository refuses plaintext; a wrong key fails here
   const suffix = codec?.walSuffix ?? '';
-  const encode = async () => (codec ? encodeBuffer(content, codec.compression, codec.settings.level, key?.key) : content);
+  const store = async (objectKey: string, options: PutOptions = {}) => {
+    if (!Buffer.isBuffer(content)) return content.store(objectKey, options);
+    await storage.put(objectKey, codec ? await encodeBuffer(content, codec.compression, codec.settings.level, key?.key) : content, options);
+  };
   if (walFileKind(name) === 'partial') {
-    await storage.put(walKey(server, name, undefined, suffix), await encode());
+    await store(walKey(server, name, undefined, suffix));
     // A change of settings leaves the previous variant: only the newest copy may stay.
     for (const other of await findArchivedWal(storage, server, name)) if (other.key !== walKey(server, name, undefined, suffix)) await storage.delete(other.key);
     return 'stored';
   }
-  const sha256 = sha256Hex(content);
+  const sha256 = Buffer.isBuffer(content) ? sha256Hex(content) : content.sha256;
   const existing = await findArchivedWal(storage, server, name);
   if (existing.some((w) => w.sha256 === sha256)) return 'already-archived';
   if (existing.length > 0) throw new WalConflictError(name, storage.location);
   try {
-    await storage.put(walKey(server, name, sha256, suffix), await encode(), { ifNotExists: true });
+    await store(walKey(server, name, sha256, suffix), { ifNotExists: true });
   } catch (error) {
     if ((error as Error).name === 'StorageConflictError') return 'already-archived'; // a concurrent push of the same bytes
     throw error;

@@ -44,6 +44,21 @@ export class Encoder {
     if (this.sealer) for (const bytes of this.sealer.end()) await this.emit(bytes);
   }
 
+  /**
+   * Finish the frames being compressed and copy a partial frame: then the
+   * encoder holds nothing of the chunks pushed so far, and the caller may
+   * reuse their buffers (archive-push reads a segment through two). Only
+   * for an encoder that compresses: the cipher alone keeps what it is given.
+   */
+  async settle(): Promise<void> {
+    while (this.inflight.length) await this.out(await this.inflight.shift()!);
+    if (this.partsLength > 0) {
+      const rest = Buffer.from(this.takeFrame(this.partsLength));
+      this.parts = [rest];
+      this.partsLength = rest.length;
+    }
+  }
+
   private async submit(frame: Buffer): Promise<void> {
     const compressed = this.compressor!.compress(frame, this.level);
     compressed.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile

@@ -1,5 +1,6 @@
-import { execFileSync } from 'node:child_process';
+import type { execFileSync as ExecFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ConfigError, errorMessage } from '../errors.js';
 import { addSecret } from '../log.js';
@@ -22,7 +23,7 @@ export function resolveSecret(ref: SecretRef, what: string, configDir: string): 
     // argv, no shell: the secret is the program's standard output (one trailing newline dropped).
     const [program, ...args] = ref.from_command;
     try {
-      value = execFileSync(program, args, { cwd: configDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, maxBuffer: 1024 * 1024 }).replace(/\r?\n$/, '');
+      value = execFileSync()(program, args, { cwd: configDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000, maxBuffer: 1024 * 1024 }).replace(/\r?\n$/, '');
     } catch (error) {
       const status = (error as { status?: number }).status;
       throw new ConfigError(
@@ -40,4 +41,9 @@ export function resolveSecret(ref: SecretRef, what: string, configDir: string): 
   }
   addSecret(value);
   return value;
+}
+
+/** Loaded on use: node:child_process (with net, dgram…) costs archive-push, which runs once per WAL segment, several ms. */
+function execFileSync(): typeof ExecFileSync {
+  return (createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')).execFileSync;
 }

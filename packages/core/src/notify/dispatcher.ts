@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,8 +74,11 @@ export class NotificationDispatcher {
   /** Deliveries that the operation does not wait for (backup.started); `settle` waits for them. */
   private readonly inFlight = new Set<Promise<void>>();
 
-  constructor(private readonly harbor: Harbor) {
-    this.tapHooks();
+  constructor(
+    private readonly harbor: Harbor,
+    tap = true,
+  ) {
+    if (tap) this.tapHooks();
   }
 
   /** The targets of the config, each with its notifier (created once, on first use). */
@@ -231,6 +234,8 @@ export class NotificationDispatcher {
     if (flusherRunning(this.spool.dir)) return;
     try {
       const script = fileURLToPath(new URL('./spool-flusher.js', import.meta.url));
+      // Loaded here only: node:child_process costs archive-push, which runs once per segment, several ms.
+      const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
       const child = spawn(process.execPath, [script, this.harbor.config.filepath], { detached: true, stdio: 'ignore' });
       child.on('error', () => {});
       child.unref();

@@ -19,6 +19,14 @@ export interface StorageDriver {
    */
   put(key: string, body: Readable | Uint8Array | string, options?: PutOptions): Promise<PutResult>;
 
+  /**
+   * Optional: `put` of a local file's bytes, for drivers that can store it
+   * without reading it into memory (posix: a kernel-side copy). archive-push
+   * uses it for every uncompressed WAL file; without it the file is read
+   * and given to `put`.
+   */
+  putFile?(key: string, file: string, options?: PutOptions): Promise<PutResult>;
+
   /** Stream an object, or a byte range of it. Rejects with StorageNotFoundError if missing. */
   get(key: string, range?: ByteRange): Promise<Readable>;
 

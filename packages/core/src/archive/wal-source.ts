@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
+import type { RepositoryCodec } from '../codec/repository-codec.js';
+import type { Encoder } from '../codec/stream-codec.js';
+import type { PutOptions, StorageDriver } from '../storage/storage-driver.js';
+
+/** Bytes per read: two compression frames, few thread-pool round trips. */
+const CHUNK = 2 * 1024 * 1024;
+
+/**
+ * Read a WAL file once for archive-push, through two reused buffers: while
+ * the thread pool reads the next chunk, the main thread hashes this one and
+ * hands it to `consume` (the repositories' encoders, compressing on the
+ * thread pool), which must be done with it when its promise resolves.
+ * Reading a 16 MB segment into one fresh buffer costs more in page faults
+ * than the hashing. `onHead` gets the first chunk (the page header) before
+ * the rest is read, so the repository checks can start meanwhile.
+ */
+export async function hashWalFile(file: string, consume: (chunk: Buffer) => Promise<void>, onHead?: (head: Buffer) => void): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+    const hash = createHash('sha256');
+    const readInto = async (buffer: Buffer, offset: number) => buffer.subarray(0, (await handle.read(buffer, 0, CHUNK, offset)).bytesRead);
+    let offset = 0;
+    let next = readInto(buffers[0], 0);
+    for (let index = 0; ; index++) {
+      const chunk = await next;
+      if (chunk.length === 0) break;
+      offset += chunk.length;
+      next = readInto(buffers[(index + 1) % 2], offset); // runs while this chunk is hashed and encoded
+      if (index === 0) onHead?.(chunk);
+      hash.update(chunk);
+      await consume(chunk);
+    }
+    return hash.digest('hex');
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * What one repository stores for the file being read: the file as it is
+ * (copied by the driver when it can, `putFile`), or the output of its
+ * encoder (compression, encryption) fed chunk by chunk. A failing encoder
+ * (a wrong encryption key) fails this repository only, when it stores.
+ */
+export class RepositoryBody {
+  private readonly parts: Buffer[] = [];
+  private readonly encoder?: Promise<Encoder | undefined>;
+  /** The cipher alone keeps what it is given: without compression, it gets copies of the reused buffers. */
+  private readonly copyChunks: boolean = false;
+  private failure?: { error: unknown };
+
+  constructor(codec: RepositoryCodec | undefined) {
+    if (codec && !codec.isIdentity) {
+      this.copyChunks = codec.compression === 'none';
+      this.encoder = codec.encoder((bytes) => void this.parts.push(bytes));
+      this.encoder.catch((error: unknown) => (this.failure ??= { error }));
+    }
+  }
+
+  async push(chunk: Buffer): Promise<void> {
+    if (!this.encoder || this.failure) return;
+    try {
+      const encoder = (await this.encoder)!;
+      await encoder.push(this.copyChunks ? Buffer.from(chunk) : chunk);
+      if (!this.copyChunks) await encoder.settle();
+    } catch (error) {
+      this.failure ??= { error };
+    }
+  }
+
+  /** Store under `key` once the whole file went through `push`. */
+  async store(storage: StorageDriver, key: string, file: string, options: PutOptions): Promise<void> {
+    if (!this.encoder) {
+      if (storage.putFile) await storage.putFile(key, file, options);
+      else await storage.put(key, await readFile(file), options);
+      return;
+    }
+    const encoder = await this.encoder;
+    if (this.failure) throw this.failure.error;
+    await encoder!.end();
+    await storage.put(key, this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts), options);
+  }
+}
