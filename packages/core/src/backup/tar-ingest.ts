@@ -19,7 +19,9 @@ export async function ingestTar(
   const capture = new Set(options.capture ?? []);
   const skip = new Set(options.skip ?? []);
 
-  for await (const { header, body } of readTar(tar)) {
+  // Stopping early (a storage failure) must not destroy the stream: pg_basebackup
+  // would die of SIGPIPE and its death would hide the real cause. The method ends it.
+  for await (const { header, body } of readTar(tar.iterator({ destroyOnReturn: false }))) {
     const name = normalizeTarPath(header.name);
     const path = options.pathPrefix ? (name ? `${options.pathPrefix}/${name}` : options.pathPrefix) : name;
     const base = {
