@@ -20,7 +20,10 @@ export async function ingestTar(
   const skip = new Set(options.skip ?? []);
 
   // Stopping early (a storage failure) must not destroy the stream: pg_basebackup
-  // would die of SIGPIPE and its death would hide the real cause. The method ends it.
+  // would die of SIGPIPE and its death would hide the real cause. The method ends it,
+  // and an error the stream reports after that (the child killed) must not crash us:
+  // while we read, the iterator reports errors itself.
+  tar.on('error', () => {});
   for await (const { header, body } of readTar(tar.iterator({ destroyOnReturn: false }))) {
     const name = normalizeTarPath(header.name);
     const path = options.pathPrefix ? (name ? `${options.pathPrefix}/${name}` : options.pathPrefix) : name;
