@@ -17,6 +17,7 @@ import {
 } from '@pgharbor/core';
 import { parseEndLsn, pgBasebackupArgs } from './pg-basebackup-args.js';
 import { basebackupError } from './basebackup-error.js';
+import { withLargeStdoutBuffer } from './stdout-buffering.js';
 
 interface BasebackupOptions {
   immediate_checkpoint?: boolean;
@@ -95,7 +96,8 @@ async function reserveWal(client: pg.Client, backupId: string): Promise<void> {
 
 /** Run pg_basebackup with the tar on stdout and feed it to the sink. */
 async function streamToSink(context: MethodContext, tool: string, args: string[]): Promise<{ captured: Map<string, Buffer>; stderr: string }> {
-  const child = execa(tool, args, {
+  const [command, argv] = await withLargeStdoutBuffer(tool, args);
+  const child = execa(command, argv, {
     env: context.server.toolEnv(),
     stdin: 'ignore',
     stdout: 'pipe',

@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
-import { extract as tarExtract, type Header } from 'tar-stream';
 import type { BundleWriter } from '../repository/bundle-writer.js';
 import type { ManifestFile } from '../repository/manifest.js';
 import type { IngestOptions } from './backup-method.js';
+import { readTar } from './tar-reader.js';
 
 /**
  * Turn a tar stream (what PostgreSQL's BASE_BACKUP sends) into stored
@@ -18,45 +18,40 @@ export async function ingestTar(
   const captured = new Map<string, Buffer>();
   const capture = new Set(options.capture ?? []);
   const skip = new Set(options.skip ?? []);
-  const extract = tarExtract();
-  tar.on('error', (error) => extract.destroy(error));
-  tar.pipe(extract);
 
-  for await (const entry of extract) {
-    const header: Header = entry.header;
+  // Stopping early (a storage failure) must not destroy the stream: pg_basebackup
+  // would die of SIGPIPE and its death would hide the real cause. The method ends it,
+  // and an error the stream reports after that (the child killed) must not crash us:
+  // while we read, the iterator reports errors itself.
+  tar.on('error', () => {});
+  for await (const { header, body } of readTar(tar.iterator({ destroyOnReturn: false }))) {
     const name = normalizeTarPath(header.name);
     const path = options.pathPrefix ? (name ? `${options.pathPrefix}/${name}` : options.pathPrefix) : name;
     const base = {
       path,
       size: 0,
-      mtime: Math.floor((header.mtime?.getTime() ?? 0) / 1000),
-      mode: (header.mode ?? 0o600) & 0o7777,
+      mtime: header.mtime,
+      mode: header.mode,
       compression: 'none',
       encryption: 'none',
     };
-    if (header.type === 'file' || header.type === 'contiguous-file') {
-      let source: AsyncIterable<Buffer> | Buffer[] = entry as unknown as AsyncIterable<Buffer>;
+    if (header.type === 'file') {
+      let source: AsyncIterable<Buffer> | Buffer[] = body;
       if (capture.has(path)) {
         const chunks: Buffer[] = [];
-        for await (const chunk of entry) chunks.push(chunk as Buffer);
+        for await (const chunk of body) chunks.push(chunk);
         captured.set(path, Buffer.concat(chunks));
         source = [captured.get(path)!];
       }
-      if (skip.has(path)) {
-        if (!capture.has(path)) entry.resume();
-        continue;
-      }
-      const stored = await writer.writeFile(source, header.size ?? 0);
+      if (skip.has(path)) continue; // the reader skips what was not read
+      const stored = await writer.writeFile(source, header.size);
       onEntry({ ...base, type: 'file', ...stored });
     } else if (header.type === 'directory') {
-      entry.resume();
       if (path) onEntry({ ...base, type: 'directory' });
     } else if (header.type === 'symlink') {
-      entry.resume();
-      onEntry({ ...base, type: 'symlink', linkTarget: header.linkname ?? '' });
-    } else {
-      entry.resume(); // PostgreSQL sends only files, directories and symlinks
+      onEntry({ ...base, type: 'symlink', linkTarget: header.linkname });
     }
+    // PostgreSQL sends only files, directories and symlinks: anything else is ignored.
   }
   return captured;
 }

@@ -22,6 +22,9 @@ interface OpenBundle {
   size: number;
 }
 
+/** Closed bundles that may be committing at once (see BundleWriter.closing). */
+const MAX_CLOSING = 3;
+
 /**
  * Backups store file contents concatenated into bundles of about
  * `targetSize` bytes, each one storage object written with a single
@@ -35,8 +38,10 @@ export class BundleWriter {
   private current?: OpenBundle;
   /**
    * Closed bundles still being made durable (fsync + rename on posix, the
-   * last upload part on S3). Two may be in flight, so that the tar stream
-   * keeps flowing while a bundle is committed.
+   * last upload part on S3). Up to MAX_CLOSING may be in flight, so that the
+   * tar stream keeps flowing while bundles are committed: with two, the
+   * stream stalled on a slow fsync (a 1.5 GB backup ran ~8% faster with
+   * three). Not more: on S3 each may still hold its last parts in memory.
    */
   private readonly closing: { bundle: OpenBundle; done: Promise<unknown> }[] = [];
   private failure?: Error;
@@ -179,7 +184,7 @@ export class BundleWriter {
     this.current = undefined;
     bundle.stream.end();
     this.closing.push({ bundle, done: bundle.stored });
-    if (this.closing.length >= 2) await this.settleOldest();
+    if (this.closing.length >= MAX_CLOSING) await this.settleOldest();
   }
 
   private async settleOldest(): Promise<void> {
