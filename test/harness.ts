@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -169,4 +169,19 @@ export async function waitPromoted(cluster: Pick<SandboxCluster, 'query' | 'logF
     const { readFile } = await import('node:fs/promises');
     throw new Error(`${error.message}; server log:\n${(await readFile(cluster.logFile, 'utf8').catch(() => '')).slice(-4000)}`);
   });
+}
+
+/**
+ * A sandbox sshd's directory is root's: give the PostgreSQL OS user (as
+ * whom pgharbor and archive_command run) its own copy of the client key and
+ * known_hosts, in `dir`.
+ */
+export async function sshFilesForPgUser(sshd: { clientKeyFile: string; knownHostsFile: string }, dir: string): Promise<{ keyFile: string; knownHosts: string }> {
+  const keyFile = path.join(dir, 'client_key');
+  const knownHosts = path.join(dir, 'known_hosts');
+  await copyFile(sshd.clientKeyFile, keyFile);
+  await copyFile(sshd.knownHostsFile, knownHosts);
+  await chownToPgUser(keyFile);
+  await chownToPgUser(knownHosts);
+  return { keyFile, knownHosts };
 }

@@ -1,8 +1,8 @@
-import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chownToPgUser, startS3Server, startSshd, type SandboxS3Server, type SandboxSshd } from '@pgharbor/sandbox';
-import { createWorkspace, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
+import { startS3Server, startSshd, type SandboxS3Server, type SandboxSshd } from '@pgharbor/sandbox';
+import { createWorkspace, sshFilesForPgUser, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
 
 const BUCKET = 'pgharbor';
 
@@ -25,13 +25,7 @@ describe('archive, PITR and expiry with S3 and SFTP repositories', () => {
     process.env.PGH_E2E_S3_KEY_ID = s3.accessKeyId;
     process.env.PGH_E2E_S3_SECRET = s3.secretAccessKey;
     ws = await createWorkspace({ asPgUser: true, archive: true, serverExtra: ['retention: REDUNDANCY 1', 'retention_policy_mode: manual'] });
-    // The sshd's own directory is root's: give the postgres user its copy of the client key and known_hosts.
-    const keyFile = path.join(ws.dir, 'client_key');
-    const knownHosts = path.join(ws.dir, 'known_hosts');
-    await copyFile(sshd.clientKeyFile, keyFile);
-    await copyFile(sshd.knownHostsFile, knownHosts);
-    await chownToPgUser(keyFile);
-    await chownToPgUser(knownHosts);
+    const { keyFile, knownHosts } = await sshFilesForPgUser(sshd, ws.dir);
     const remote = path.join(ws.dir, 'sftp-repo');
     const config = await readFile(ws.configFile, 'utf8');
     await writeFile(

@@ -1,9 +1,9 @@
-import { copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownToPgUser, startSshd, type SandboxSshd } from '@pgharbor/sandbox';
-import { createWorkspace, pgbenchChecksums, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
+import { createWorkspace, pgbenchChecksums, sshFilesForPgUser, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
 
 /** Sum of sizes and link counts of the files under a tree, counting each inode once. */
 async function treeUsage(root: string): Promise<{ bytes: number; files: number; linked: number }> {
@@ -60,13 +60,8 @@ describe('rsync backups over ssh', () => {
     sshd = await startSshd();
     ws = await createWorkspace({ asPgUser: true, archive: true, serverExtra: ['method: rsync'] });
     // pgharbor runs as the PostgreSQL OS user (it shares the repository with archive_command): give it the key.
-    const key = path.join(ws.dir, 'ssh_key');
-    const known = path.join(ws.dir, 'known_hosts');
-    await copyFile(sshd.clientKeyFile, key);
-    await copyFile(sshd.knownHostsFile, known);
-    await chownToPgUser(key);
-    await chownToPgUser(known);
-    sshCommand = `ssh -p ${sshd.port} -i ${key} -o UserKnownHostsFile=${known} -o StrictHostKeyChecking=yes ${sshd.user}@127.0.0.1`;
+    const { keyFile, knownHosts } = await sshFilesForPgUser(sshd, ws.dir);
+    sshCommand = `ssh -p ${sshd.port} -i ${keyFile} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes ${sshd.user}@127.0.0.1`;
     await setServerOptions([`ssh_command: "${sshCommand}"`]);
     // Accounts in 20 partitions (20 files): a change to 1% of the rows touches one of them.
     await ws.cluster.pgbench(['-i', '-s', '4', '-q', '--partitions', '20', 'postgres']);
