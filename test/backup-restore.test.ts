@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { chownToPgUser } from '@pgharbor/sandbox';
-import { createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
+import { createTablespaceWithTable, createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
 
 /**
  * The walking skeleton's promise: a backup of a running cluster restores
@@ -142,12 +142,7 @@ describe('a cluster with a tablespace', () => {
 
   beforeAll(async () => {
     ws = await createWorkspace();
-    spaceDir = path.join(ws.dir, 'space');
-    await mkdir(spaceDir, { mode: 0o700 });
-    await chownToPgUser(spaceDir);
-    await ws.cluster.query(`CREATE TABLESPACE extra LOCATION '${spaceDir}'`);
-    await ws.cluster.query('CREATE TABLE far (id int PRIMARY KEY, note text) TABLESPACE extra');
-    await ws.cluster.query(`INSERT INTO far SELECT g, md5(g::text) FROM generate_series(1, 20000) g`);
+    spaceDir = await createTablespaceWithTable(ws);
   });
   afterAll(async () => ws?.cleanup());
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { chownToPgUser, pgBinDir, pgOsUser } from '@pgharbor/sandbox';
-import { createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
+import { createTablespaceWithTable, createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
 
 /** path → sha256 of every file, and every directory and link, under `root`. */
 async function tree(root: string): Promise<Record<string, string>> {
@@ -144,12 +144,7 @@ describe('delta restore with a tablespace', () => {
 
   beforeAll(async () => {
     ws = await createWorkspace();
-    const space = path.join(ws.dir, 'space');
-    await mkdir(space, { mode: 0o700 });
-    await chownToPgUser(space);
-    await ws.cluster.query(`CREATE TABLESPACE extra LOCATION '${space}'`);
-    await ws.cluster.query('CREATE TABLE far (id int PRIMARY KEY, note text) TABLESPACE extra');
-    await ws.cluster.query(`INSERT INTO far SELECT g, md5(g::text) FROM generate_series(1, 20000) g`);
+    await createTablespaceWithTable(ws);
   });
   afterAll(async () => ws?.cleanup());
 

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownToPgUser } from '@pgharbor/sandbox';
-import { createWorkspace, pgbenchChecksums, pgharbor, switchAndWaitArchived, type Workspace } from './harness.js';
+import { createWorkspace, pgbenchChecksums, pgharbor, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
 
 interface StoredFileEntry {
   path: string;
@@ -30,16 +30,6 @@ async function listFiles(dir: string): Promise<string[]> {
     else out.push(p);
   }
   return out;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /**
@@ -124,7 +114,7 @@ describe('encrypted repository (AES-256-GCM, passphrase)', () => {
     expect(restore.stderr).not.toMatch(/ERROR/);
     expect(restore.exitCode).toBe(0);
     const restored = await ws.startRestored(target);
-    await waitFor('promotion', async () => ((await restored.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r'))[0].r ? undefined : true));
+    await waitPromoted(restored);
     const ids = (await restored.query<{ id: number }>('SELECT id FROM notes WHERE id > 100000 ORDER BY id')).map((r) => r.id);
     expect(ids).toEqual([100001]);
     const [{ n }] = await restored.query<{ n: string }>('SELECT count(*)::text AS n FROM notes');

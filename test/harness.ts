@@ -185,3 +185,17 @@ export async function sshFilesForPgUser(sshd: { clientKeyFile: string; knownHost
   await chownToPgUser(knownHosts);
   return { keyFile, knownHosts };
 }
+
+/**
+ * A tablespace "extra" in a PostgreSQL-owned directory `<ws.dir>/space`, holding
+ * table "far" with 20000 rows: what the tablespace tests back up and restore.
+ */
+export async function createTablespaceWithTable(ws: Pick<Workspace, 'dir' | 'cluster'>): Promise<string> {
+  const spaceDir = path.join(ws.dir, 'space');
+  await mkdir(spaceDir, { mode: 0o700 });
+  await chownToPgUser(spaceDir);
+  await ws.cluster.query(`CREATE TABLESPACE extra LOCATION '${spaceDir}'`);
+  await ws.cluster.query('CREATE TABLE far (id int PRIMARY KEY, note text) TABLESPACE extra');
+  await ws.cluster.query(`INSERT INTO far SELECT g, md5(g::text) FROM generate_series(1, 20000) g`);
+  return spaceDir;
+}

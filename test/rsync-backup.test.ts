@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownToPgUser, startSshd, type SandboxSshd } from '@pgharbor/sandbox';
-import { createWorkspace, pgbenchChecksums, sshFilesForPgUser, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
+import { createTablespaceWithTable, createWorkspace, pgbenchChecksums, sshFilesForPgUser, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
 
 /** Sum of sizes and link counts of the files under a tree, counting each inode once. */
 async function treeUsage(root: string): Promise<{ bytes: number; files: number; linked: number }> {
@@ -264,12 +264,7 @@ describe('rsync backups over ssh', () => {
   }, 240_000);
 
   it('copies a tablespace from its own location, and restores it to a mapped one', async () => {
-    const spaceDir = path.join(ws.dir, 'space');
-    await mkdir(spaceDir, { mode: 0o700 });
-    await chownToPgUser(spaceDir);
-    await ws.cluster.query(`CREATE TABLESPACE extra LOCATION '${spaceDir}'`);
-    await ws.cluster.query('CREATE TABLE far (id int PRIMARY KEY, note text) TABLESPACE extra');
-    await ws.cluster.query(`INSERT INTO far SELECT g, md5(g::text) FROM generate_series(1, 20000) g`);
+    const spaceDir = await createTablespaceWithTable(ws);
     const backup = await ws.run(['--json', 'backup', 'pg', '--repo', '1']);
     expect(backup.stderr).not.toMatch(/ERROR/);
     const manifest = JSON.parse(backup.stdout);
