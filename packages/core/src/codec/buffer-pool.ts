@@ -16,7 +16,7 @@
  */
 export const POOLED_SIZE = 1024 * 1024;
 /** Free buffers kept: enough for the frames in flight of a few restore jobs. */
-const KEEP = 32;
+const KEEP = 8;
 
 const ours = new WeakSet<ArrayBuffer>();
 const free: Buffer[] = [];
