@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 
 /** Bytes of one file allowed in flight to the disk at once: bounds memory per restore job. */
-const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+const MAX_IN_FLIGHT = 4 * 1024 * 1024;
 
 /**
  * Positional writes to one file that run while the caller hashes and
