@@ -3,16 +3,16 @@
  * once it is done with the bytes (a restore: hashed and written).
  *
  * Why: a restore of an lz4 backup allocated a fresh 1 MiB buffer per frame,
- * about 1,500 per GiB restored. Each one is external memory to V8, so the
+ * about a thousand per GiB restored. Each one is external memory to V8, so the
  * garbage collector ran a full mark-compact every few dozen frames
- * (measured: 15-20% of the restore's CPU), and glibc handed the memory back
+ * (8-20% of the CPU samples of a restore, by perf), and glibc handed the memory back
  * and forth with the kernel (page faults, zeroing). Reused buffers cost none
  * of that.
  *
  * Only buffers this pool allocated are taken back (tracked by their
- * ArrayBuffer): giving back anything else, or a slice, is ignored, so a
- * consumer that never gives back is merely as slow as before. A consumer
- * must not touch a buffer after giving it back.
+ * ArrayBuffer; a view of one counts as the buffer): giving back anything
+ * else is ignored, so a consumer that never gives back is merely as slow
+ * as before. A consumer must not touch a buffer after giving it back.
  */
 export const POOLED_SIZE = 1024 * 1024;
 /** Free buffers kept: enough for the frames in flight of a few restore jobs. */
