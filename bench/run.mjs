@@ -323,7 +323,9 @@ function summarize(rows, dataBytes) {
   // issue 9: a restore of an lz4 backup within 1.5x of cp -a + sync of the data dir.
   for (const j of P.restoreJobs) check(`${restoreLabel(j)} / floor_cp_a`, ratio(restoreLabel(j), 'floor_cp_a'), j === 2 && P.compression === 'lz4' ? 1.5 : undefined);
   for (const label of labels.filter((l) => l.startsWith('pgharbor_'))) {
-    check(`peak RSS ${label} (MB = 10^6 B)`, (stats.get(label).rss * MiB) / 1e6, 200, 'MB');
+    // issue 9 holds a restore of an lz4 backup to less memory than the others.
+    const limit = P.compression === 'lz4' && label === restoreLabel(2) ? 150 : 200;
+    check(`peak RSS ${label} (MB = 10^6 B)`, (stats.get(label).rss * MiB) / 1e6, limit, 'MB');
   }
   return { table: lines.join('\n'), targets: targets.join('\n') };
 }
