@@ -100,7 +100,7 @@ const restoreLabel = (jobs) => (jobs === 2 ? 'pgharbor_restore' : `pgharbor_rest
 /** Backup phase: all read the cluster, write a fresh output. */
 const BACKUP_TESTS = ['pgharbor_backup', 'pgbb_plain', 'pgbb_tar', 'floor_tar_create'];
 /** Restore phase: all read what this rep's backup phase wrote. */
-const RESTORE_TESTS = [...P.restoreJobs.map(restoreLabel), 'floor_tar_extract'];
+const RESTORE_TESTS = [...P.restoreJobs.map(restoreLabel), 'floor_tar_extract', 'floor_cp_a'];
 const DEPENDS = { floor_tar_extract: 'floor_tar_create' };
 for (const j of P.restoreJobs) DEPENDS[restoreLabel(j)] = 'pgharbor_backup';
 
@@ -320,8 +320,12 @@ function summarize(rows, dataBytes) {
   check('pgharbor_backup / pgbb_tar', ratio('pgharbor_backup', 'pgbb_tar'));
   check('pgharbor_backup / floor_tar_create', ratio('pgharbor_backup', 'floor_tar_create'));
   for (const j of P.restoreJobs) check(`${restoreLabel(j)} / floor_tar_extract`, ratio(restoreLabel(j), 'floor_tar_extract'), j === 2 ? 1.3 : undefined);
+  // issue 9: a restore of an lz4 backup within 1.5x of cp -a + sync of the data dir.
+  for (const j of P.restoreJobs) check(`${restoreLabel(j)} / floor_cp_a`, ratio(restoreLabel(j), 'floor_cp_a'), j === 2 && P.compression === 'lz4' ? 1.5 : undefined);
   for (const label of labels.filter((l) => l.startsWith('pgharbor_'))) {
-    check(`peak RSS ${label} (MB = 10^6 B)`, (stats.get(label).rss * MiB) / 1e6, 200, 'MB');
+    // issue 9 holds a restore of an lz4 backup to less memory than the others.
+    const limit = P.compression === 'lz4' && label === restoreLabel(2) ? 150 : 200;
+    check(`peak RSS ${label} (MB = 10^6 B)`, (stats.get(label).rss * MiB) / 1e6, limit, 'MB');
   }
   return { table: lines.join('\n'), targets: targets.join('\n') };
 }
@@ -453,13 +457,16 @@ try {
       let row;
       if (label === 'floor_tar_extract') {
         row = await measure(label, rep, ['sh', '-c', 'tar -xf "$1" -C "$2" && sync -f "$2"', 'sh', floorTar, dest]);
+      } else if (label === 'floor_cp_a') {
+        // The data dir copied as it is (the cluster idles after its CHECKPOINT): what a restore of a compressed backup is held to.
+        row = await measure(label, rep, ['sh', '-c', 'cp -a "$1/." "$2" && sync -f "$2"', 'sh', cluster.dataDir, dest]);
       } else {
         const jobs = P.restoreJobs.find((j) => restoreLabel(j) === label);
         const jobArgs = jobs === 2 ? [] : ['--jobs', String(jobs)];
         row = await measure(label, rep, [process.execPath, CLI, '--config', configFile, '--json', 'restore', SERVER, 'latest', dest, ...jobArgs]);
       }
       row.out_bytes = duBytes(dest);
-      if (label !== 'floor_tar_extract' && rep === 1) await verifyRestore(label, dest, expectedAccounts);
+      if (label.startsWith('pgharbor_') && rep === 1) await verifyRestore(label, dest, expectedAccounts);
       rows.push(row);
       await rm(dest, { recursive: true, force: true });
     }

@@ -26,6 +26,8 @@ export interface BlockCompressor {
   compress(block: Buffer, level: number | undefined): Promise<Buffer>;
   /** Decompress one complete frame (lz4, zstd) or gzip member(s). */
   decompress(frame: Buffer): Promise<Buffer>;
+  /** The same, where it runs on the calling thread anyway (lz4): no frames need queueing ahead. */
+  decompressSync?(frame: Buffer): Buffer;
 }
 
 const loaded = new Map<string, Promise<BlockCompressor>>();
@@ -55,7 +57,7 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
   }
   if (algorithm === 'lz4') {
     const lz4 = require('lz4-napi') as typeof import('lz4-napi');
-    return { algorithm, compress: (block) => lz4.compressFrame(block), decompress: async (frame) => decodeLz4Frame(frame) };
+    return { algorithm, compress: (block) => lz4.compressFrame(block), decompress: async (frame) => decodeLz4Frame(frame), decompressSync: decodeLz4Frame };
   }
   const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };
   return { algorithm, compress: (block, level) => zstd.compress(block, level ?? 1), decompress: (frame) => zstd.decompress(frame) };

@@ -104,6 +104,12 @@ export async function* decodeStream(source: AsyncIterable<Buffer>, compression: 
   if (compression !== 'lz4' && compression !== 'zstd') throw new Error(`unknown compression "${compression}"`);
   const compressor = await loadCompressor(compression);
   const splitter = new FrameSplitter(compression);
+  if (compressor.decompressSync) {
+    // Decoded here and now: queueing decoded frames ahead would only hold more memory.
+    for await (const chunk of plain) for (const frame of splitter.push(chunk)) yield compressor.decompressSync(frame);
+    splitter.end();
+    return;
+  }
   const queue: Promise<Buffer>[] = [];
   const enqueue = (frame: Buffer) => {
     const done = compressor.decompress(frame);

@@ -19,6 +19,20 @@ describe('OverlappedWrites', () => {
     expect((await readFile(file)).equals(Buffer.concat(chunks))).toBe(true);
   });
 
+  it('tells of every chunk once its write is over', async () => {
+    const file = path.join(dir, 'released');
+    const handle = await open(file, 'wx');
+    const released: Buffer[] = [];
+    const writes = new OverlappedWrites(handle, (chunk) => released.push(chunk));
+    const chunks = Array.from({ length: 600 }, (_, i) => Buffer.alloc(1000, i));
+    for (const chunk of chunks) await writes.write(chunk);
+    await writes.drain();
+    await handle.close();
+    expect(released).toHaveLength(chunks.length);
+    expect(new Set(released)).toEqual(new Set(chunks));
+    expect((await readFile(file)).equals(Buffer.concat(chunks))).toBe(true);
+  });
+
   it('reports a failed write', async () => {
     const file = path.join(dir, 'read-only');
     await (await open(file, 'w')).close();

@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 
 /** Bytes of one file allowed in flight to the disk at once: bounds memory per restore job. */
-const MAX_IN_FLIGHT = 8 * 1024 * 1024;
+const MAX_IN_FLIGHT = 4 * 1024 * 1024;
 
 /**
  * Positional writes to one file that run while the caller hashes and
@@ -15,14 +15,21 @@ export class OverlappedWrites {
   private failure: unknown;
   private position = 0;
 
-  constructor(private readonly handle: FileHandle) {}
+  /** `written` is told of each chunk once its write has ended (failed or not): the caller may reuse it. */
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly written: (chunk: Buffer) => void = () => {},
+  ) {}
 
   /** Queue `chunk` at the end of what was queued so far; waits only while too much is in flight. */
   async write(chunk: Buffer): Promise<void> {
+    if (this.failure !== undefined) this.written(chunk);
     this.check();
-    const done = writeAt(this.handle, chunk, this.position).catch((error: unknown) => {
-      this.failure ??= error;
-    });
+    const done = writeAt(this.handle, chunk, this.position)
+      .catch((error: unknown) => {
+        this.failure ??= error;
+      })
+      .finally(() => this.written(chunk));
     this.position += chunk.length;
     this.inflight.push({ done, bytes: chunk.length });
     this.inflightBytes += chunk.length;

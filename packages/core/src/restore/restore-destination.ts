@@ -89,11 +89,27 @@ export async function handOverOwnership(destination: string, extraRoots: string[
       logger.warn(`${root} is owned by root; PostgreSQL will not start on it: chown -R postgres: ${root}`);
       continue;
     }
-    const chownTree = async (p: string): Promise<void> => {
-      await fs.lchown(p, owner.uid, owner.gid);
-      const stat = await fs.lstat(p);
-      if (stat.isDirectory()) for (const name of await fs.readdir(p)) await chownTree(path.join(p, name));
-    };
-    await chownTree(root);
+    await chownTree(root, owner.uid, owner.gid);
   }
+}
+
+/**
+ * `chown -R -h -P` (coreutils): symlinks themselves, never followed, like the
+ * walk below, which it replaces where it exists: one process instead of three
+ * awaited calls per file took a scale-100 restore's hand-over from 0.1-0.35 s
+ * to a few ms.
+ */
+async function chownTree(root: string, uid: number, gid: number): Promise<void> {
+  try {
+    await execFileAsync('chown', ['-R', '-h', '-P', `${uid}:${gid}`, '--', root]);
+    return;
+  } catch {
+    // no chown(1), or it failed: the walk reports the failing path itself
+  }
+  const walk = async (p: string): Promise<void> => {
+    await fs.lchown(p, uid, gid);
+    const stat = await fs.lstat(p);
+    if (stat.isDirectory()) for (const name of await fs.readdir(p)) await walk(path.join(p, name));
+  };
+  await walk(root);
 }

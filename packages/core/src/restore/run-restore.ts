@@ -16,6 +16,7 @@ import { assertTargetReachable, hasTarget, pickBackupForTarget, validateRecovery
 import { writeRecoveryConfig, type RecoveryConfigResult } from './recovery-config.js';
 import { hasArchivedWal } from '../archive/wal-archive.js';
 import { checkBackupReadable, decodeFile } from '../codec/backup-codec.js';
+import { givePooledBuffer } from '../codec/buffer-pool.js';
 import { storedObjectKey } from '../repository/stored-object.js';
 import { checkDeltaTarget, finishDelta, planDelta, type DeltaSummary } from './delta-restore.js';
 
@@ -279,7 +280,7 @@ async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterab
   const hash = createHash('sha256');
   // O_EXCL: never write over something that was already there.
   const handle = await fs.open(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, file.mode & 0o777 || 0o600);
-  const writes = new OverlappedWrites(handle);
+  const writes = new OverlappedWrites(handle, givePooledBuffer); // decoded frames go back to the decoder's pool once written
   try {
     for await (const chunk of chunks) {
       hash.update(chunk);
