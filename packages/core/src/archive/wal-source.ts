@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import type { RepositoryCodec } from '../codec/repository-codec.js';
 import type { Encoder } from '../codec/stream-codec.js';
-import type { PutOptions, StorageDriver } from '../storage/storage-driver.js';
+import type { PutOptions, StagedFile, StorageDriver } from '../storage/storage-driver.js';
 
 /** Bytes per read: two compression frames, few thread-pool round trips. */
 const CHUNK = 2 * 1024 * 1024;
@@ -10,13 +10,14 @@ const CHUNK = 2 * 1024 * 1024;
 /**
  * Read a WAL file once for archive-push, through two reused buffers: while
  * the thread pool reads the next chunk, the main thread hashes this one and
- * hands it to `consume` (the repositories' encoders, compressing on the
- * thread pool), which must be done with it when its promise resolves.
- * Reading a 16 MB segment into one fresh buffer costs more in page faults
- * than the hashing. `onHead` gets the first chunk (the page header) before
- * the rest is read, so the repository checks can start meanwhile.
+ * hands it to `consume` (the repositories' encoders), which must be done
+ * with it when its promise resolves. Reading a 16 MB segment into one fresh
+ * buffer costs more in page faults than the hashing. `onHead` gets the
+ * first chunk (the page header) before it is hashed, and the hashing waits
+ * for it: the repository checks it runs are short, and with the main
+ * thread free they finish in a few thread-pool round trips.
  */
-export async function hashWalFile(file: string, consume: (chunk: Buffer) => Promise<void>, onHead?: (head: Buffer) => void): Promise<string> {
+export async function hashWalFile(file: string, consume: (chunk: Buffer) => Promise<void>, onHead?: (head: Buffer) => Promise<void> | void): Promise<string> {
   const handle = await open(file, 'r');
   try {
     const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
@@ -29,7 +30,7 @@ export async function hashWalFile(file: string, consume: (chunk: Buffer) => Prom
       if (chunk.length === 0) break;
       offset += chunk.length;
       next = readInto(buffers[(index + 1) % 2], offset); // runs while this chunk is hashed and encoded
-      if (index === 0) onHead?.(chunk);
+      if (index === 0) await onHead?.(chunk);
       hash.update(chunk);
       await consume(chunk);
     }
@@ -40,10 +41,12 @@ export async function hashWalFile(file: string, consume: (chunk: Buffer) => Prom
 }
 
 /**
- * What one repository stores for the file being read: the file as it is
- * (copied by the driver when it can, `putFile`), or the output of its
- * encoder (compression, encryption) fed chunk by chunk. A failing encoder
- * (a wrong encryption key) fails this repository only, when it stores.
+ * What one repository stores for the file being read: the file as it is,
+ * or the output of its encoder (compression, encryption) fed chunk by
+ * chunk. A file stored as it is goes through the driver's `stageFile` when
+ * it has one (the copy and its fsync run while the file is hashed; `stage`
+ * starts it), else `putFile`, else `put`. A failing encoder (a wrong
+ * encryption key) fails this repository only, when it stores.
  */
 export class RepositoryBody {
   private readonly parts: Buffer[] = [];
@@ -51,6 +54,8 @@ export class RepositoryBody {
   /** The cipher alone keeps what it is given: without compression, it gets copies of the reused buffers. */
   private readonly copyChunks: boolean = false;
   private failure?: { error: unknown };
+  private staged?: StagedFile;
+  private discarded = false;
 
   constructor(codec: RepositoryCodec | undefined) {
     if (codec && !codec.isIdentity) {
@@ -58,6 +63,15 @@ export class RepositoryBody {
       this.encoder = codec.encoder((bytes) => void this.parts.push(bytes));
       this.encoder.catch((error: unknown) => (this.failure ??= { error }));
     }
+  }
+
+  /**
+   * Start copying `file` into the directory `prefix` of `storage` now, when
+   * it is stored as it is and the driver can stage; `store` then names it.
+   */
+  stage(storage: StorageDriver, prefix: string, file: string): void {
+    if (this.encoder || this.staged || this.discarded || !storage.stageFile) return;
+    this.staged = storage.stageFile(prefix, file);
   }
 
   async push(chunk: Buffer): Promise<void> {
@@ -73,6 +87,10 @@ export class RepositoryBody {
 
   /** Store under `key` once the whole file went through `push`. */
   async store(storage: StorageDriver, key: string, file: string, options: PutOptions): Promise<void> {
+    if (this.staged) {
+      await this.staged.commit(key, options);
+      return;
+    }
     if (!this.encoder) {
       if (storage.putFile) await storage.putFile(key, file, options);
       else await storage.put(key, await readFile(file), options);
@@ -82,5 +100,11 @@ export class RepositoryBody {
     if (this.failure) throw this.failure.error;
     await encoder!.end();
     await storage.put(key, this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts), options);
+  }
+
+  /** Drop a staged copy that was not stored (already archived, refused, failed); no staging after this. */
+  async discard(): Promise<void> {
+    this.discarded = true;
+    await this.staged?.discard();
   }
 }
