@@ -60,7 +60,9 @@ export class RepositoryBody {
   constructor(codec: RepositoryCodec | undefined) {
     if (codec && !codec.isIdentity) {
       this.copyChunks = codec.compression === 'none';
-      this.encoder = codec.encoder((bytes) => void this.parts.push(bytes));
+      // Compressed on the main thread, after the hash of each chunk: in a fresh process that beats
+      // the thread pool, whose first compressions are slow (and it reads the next chunk meanwhile).
+      this.encoder = codec.encoder((bytes) => void this.parts.push(bytes), true);
       this.encoder.catch((error: unknown) => (this.failure ??= { error }));
     }
   }

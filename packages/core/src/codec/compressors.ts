@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { HarborError, errorMessage } from '../errors.js';
 import type { CompressionAlgorithm } from './codec-settings.js';
@@ -24,6 +25,12 @@ import { decodeLz4Frame } from './lz4-decode.js';
 export interface BlockCompressor {
   readonly algorithm: Exclude<CompressionAlgorithm, 'none'>;
   compress(block: Buffer, level: number | undefined): Promise<Buffer>;
+  /**
+   * The same on the calling thread, where the library has it (lz4, gzip).
+   * archive-push compresses a segment this way: in a fresh process the
+   * thread pool's first compressions cost several times a warm one.
+   */
+  compressSync?(block: Buffer, level: number | undefined): Buffer;
   /** Decompress one complete frame (lz4, zstd) or gzip member(s). */
   decompress(frame: Buffer): Promise<Buffer>;
 }
@@ -51,12 +58,34 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
     const { promisify } = await import('node:util');
     const gzip = promisify(zlib.gzip);
     const gunzip = promisify(zlib.gunzip);
-    return { algorithm, compress: (block, level) => gzip(block, { level: level ?? 6 }), decompress: (frame) => gunzip(frame) };
+    return {
+      algorithm,
+      compress: (block, level) => gzip(block, { level: level ?? 6 }),
+      compressSync: (block, level) => zlib.gzipSync(block, { level: level ?? 6 }),
+      decompress: (frame) => gunzip(frame),
+    };
   }
   if (algorithm === 'lz4') {
-    const lz4 = require('lz4-napi') as typeof import('lz4-napi');
-    return { algorithm, compress: (block) => lz4.compressFrame(block), decompress: async (frame) => decodeLz4Frame(frame) };
+    const lz4 = requireLz4();
+    return { algorithm, compress: (block) => lz4.compressFrame(block), compressSync: (block) => lz4.compressFrameSync(block), decompress: async (frame) => decodeLz4Frame(frame) };
   }
   const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };
   return { algorithm, compress: (block, level) => zstd.compress(block, level ?? 1), decompress: (frame) => zstd.decompress(frame) };
+}
+
+/**
+ * lz4-napi's index.js finds its binary by probing the platform (it reads
+ * /usr/bin/ldd to tell glibc from musl): a few ms of every compressed
+ * archive-push. On linux x64 without musl's loader, the binary package it
+ * would pick is loaded directly; anything unexpected goes through index.js.
+ */
+function requireLz4(): typeof import('lz4-napi') {
+  if (process.platform === 'linux' && process.arch === 'x64' && !existsSync('/lib/ld-musl-x86_64.so.1')) {
+    try {
+      return require('@antoniomuso/lz4-napi-linux-x64-gnu') as typeof import('lz4-napi');
+    } catch {
+      // not installed where we can see it: the package's own loader knows where to look
+    }
+  }
+  return require('lz4-napi') as typeof import('lz4-napi');
 }
