@@ -31,8 +31,10 @@ export async function hashWalFile(file: string, consume: (chunk: Buffer) => Prom
       offset += chunk.length;
       next = readInto(buffers[(index + 1) % 2], offset); // runs while this chunk is hashed and encoded
       if (index === 0) await onHead?.(chunk);
-      hash.update(chunk);
-      await consume(chunk);
+      const consumed = consume(chunk);
+      await new Promise(setImmediate); // the encoders hand their frames to the thread pool first...
+      hash.update(chunk); // ...and compress them while the main thread hashes
+      await consumed;
     }
     return hash.digest('hex');
   } finally {
