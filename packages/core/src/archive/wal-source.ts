@@ -10,7 +10,8 @@ const CHUNK = 2 * 1024 * 1024;
 /**
  * Read a WAL file once for archive-push, through two reused buffers: while
  * the thread pool reads the next chunk, the main thread hashes this one and
- * hands it to `consume` (the repositories' encoders), which must be done
+ * hands it to `consume` (the repositories' encoders, compressing on the
+ * thread pool while the main thread hashes), which must be done
  * with it when its promise resolves. Reading a 16 MB segment into one fresh
  * buffer costs more in page faults than the hashing. `onHead` gets the
  * first chunk (the page header) before it is hashed, and the hashing waits
@@ -62,9 +63,7 @@ export class RepositoryBody {
   constructor(codec: RepositoryCodec | undefined) {
     if (codec && !codec.isIdentity) {
       this.copyChunks = codec.compression === 'none';
-      // Compressed on the main thread, after the hash of each chunk: in a fresh process that beats
-      // the thread pool, whose first compressions are slow (and it reads the next chunk meanwhile).
-      this.encoder = codec.encoder((bytes) => void this.parts.push(bytes), true);
+      this.encoder = codec.encoder((bytes) => void this.parts.push(bytes));
       this.encoder.catch((error: unknown) => (this.failure ??= { error }));
     }
   }

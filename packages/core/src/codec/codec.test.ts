@@ -50,23 +50,6 @@ describe('stream codec', () => {
     }
   }
 
-  it('compressing inline (archive-push) stores the same frames as on the thread pool', async () => {
-    for (const compression of ['gzip', 'lz4', 'zstd'] as const) {
-      const compressor = await loadCompressor(compression);
-      const encoded = await Promise.all(
-        [false, true].map(async (inline) => {
-          const stored: Buffer[] = [];
-          const encoder = new Encoder(compressor, 1, undefined, (b) => void stored.push(Buffer.from(b)), inline);
-          for await (const chunk of chunked(data, 2 * FRAME_SIZE)) await encoder.push(chunk);
-          await encoder.end();
-          return Buffer.concat(stored);
-        }),
-      );
-      expect(encoded[1].equals(encoded[0]), compression).toBe(true);
-      expect((await collect(decodeStream(chunked(encoded[1], 50_000), compression, undefined))).equals(data), compression).toBe(true);
-    }
-  });
-
   it('writes standard frames: zstd and lz4 frames split where the tools would', async () => {
     for (const kind of ['lz4', 'zstd'] as const) {
       const bytes = await encodeBuffer(data, kind, undefined, undefined);

@@ -25,12 +25,6 @@ import { decodeLz4Frame } from './lz4-decode.js';
 export interface BlockCompressor {
   readonly algorithm: Exclude<CompressionAlgorithm, 'none'>;
   compress(block: Buffer, level: number | undefined): Promise<Buffer>;
-  /**
-   * The same on the calling thread, where the library has it (lz4, gzip).
-   * archive-push compresses a segment this way: in a fresh process the
-   * thread pool's first compressions cost several times a warm one.
-   */
-  compressSync?(block: Buffer, level: number | undefined): Buffer;
   /** Decompress one complete frame (lz4, zstd) or gzip member(s). */
   decompress(frame: Buffer): Promise<Buffer>;
 }
@@ -58,16 +52,11 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
     const { promisify } = await import('node:util');
     const gzip = promisify(zlib.gzip);
     const gunzip = promisify(zlib.gunzip);
-    return {
-      algorithm,
-      compress: (block, level) => gzip(block, { level: level ?? 6 }),
-      compressSync: (block, level) => zlib.gzipSync(block, { level: level ?? 6 }),
-      decompress: (frame) => gunzip(frame),
-    };
+    return { algorithm, compress: (block, level) => gzip(block, { level: level ?? 6 }), decompress: (frame) => gunzip(frame) };
   }
   if (algorithm === 'lz4') {
     const lz4 = requireLz4();
-    return { algorithm, compress: (block) => lz4.compressFrame(block), compressSync: (block) => lz4.compressFrameSync(block), decompress: async (frame) => decodeLz4Frame(frame) };
+    return { algorithm, compress: (block) => lz4.compressFrame(block), decompress: async (frame) => decodeLz4Frame(frame) };
   }
   const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };
   return { algorithm, compress: (block, level) => zstd.compress(block, level ?? 1), decompress: (frame) => zstd.decompress(frame) };

@@ -100,19 +100,15 @@ export class RepositoryCodec {
     return { kind, value, source: `${what} (${describeRef(ref)})` };
   }
 
-  /**
-   * An encoder for one object with the current settings, or undefined when
-   * bytes are stored as they are; `inline`: compress on the calling thread
-   * (see Encoder).
-   */
-  async encoder(emit: (bytes: Buffer) => Promise<void> | void, inline = false): Promise<Encoder | undefined> {
+  /** An encoder for one object with the current settings, or undefined when bytes are stored as they are. */
+  async encoder(emit: (bytes: Buffer) => Promise<void> | void): Promise<Encoder | undefined> {
     if (this.isIdentity) {
       await this.prepareWrite();
       return undefined;
     }
     const key = await this.prepareWrite();
     const compressor: BlockCompressor | undefined = this.compression === 'none' ? undefined : await loadCompressor(this.compression);
-    return new Encoder(compressor, this.settings.level, key?.key, emit, inline);
+    return new Encoder(compressor, this.settings.level, key?.key, emit);
   }
 
   /** The original bytes of a stored object, whatever settings it was written with. */

@@ -26,8 +26,6 @@ export class Encoder {
     private readonly level: number | undefined,
     dataKey: Buffer | undefined,
     private readonly emit: (bytes: Buffer) => Promise<void> | void,
-    /** Compress on the calling thread when the library can (see BlockCompressor.compressSync). */
-    private readonly inline = false,
   ) {
     if (dataKey) this.sealer = new Sealer(dataKey);
   }
@@ -62,7 +60,6 @@ export class Encoder {
   }
 
   private async submit(frame: Buffer): Promise<void> {
-    if (this.inline && this.compressor!.compressSync) return this.out(this.compressor!.compressSync(frame, this.level));
     const compressed = this.compressor!.compress(frame, this.level);
     compressed.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
     this.inflight.push(compressed);
