@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { HarborError, errorMessage } from '../errors.js';
 import type { CompressionAlgorithm } from './codec-settings.js';
 import { decodeLz4Frame } from './lz4-decode.js';
+import { encodeLz4Frame } from './lz4-frame.js';
 
 /**
  * The compression libraries, loaded on first use only (the WAL hot path
@@ -11,8 +12,10 @@ import { decodeLz4Frame } from './lz4-decode.js';
  * - gzip: Node's zlib (each block one gzip member; `gunzip` reads the
  *   concatenation).
  * - lz4: `lz4-napi` (lz4_flex, prebuilt N-API binaries in the npm
- *   registry): LZ4 frames, readable by the `lz4` command-line tool.
- *   Decompressed by lz4-decode.ts (see there why not by lz4-napi).
+ *   registry): LZ4 frames, readable by the `lz4` command-line tool, made
+ *   of its compressed blocks by lz4-frame.ts (see there why not by its
+ *   frame encoder). Decompressed by lz4-decode.ts (see there why not by
+ *   lz4-napi).
  * - zstd: `@mongodb-js/zstd` 1.x (libzstd via napi-rs, prebuilt binaries
  *   in the npm registry): zstd frames, readable by the `zstd` tool. Its
  *   index.js drops the level argument, so the napi binding is called
@@ -56,7 +59,7 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
   }
   if (algorithm === 'lz4') {
     const lz4 = requireLz4();
-    return { algorithm, compress: (block) => lz4.compressFrame(block), decompress: async (frame) => decodeLz4Frame(frame) };
+    return { algorithm, compress: (block) => encodeLz4Frame(block, (part) => lz4.compress(part)), decompress: async (frame) => decodeLz4Frame(frame) };
   }
   const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };
   return { algorithm, compress: (block, level) => zstd.compress(block, level ?? 1), decompress: (frame) => zstd.decompress(frame) };
