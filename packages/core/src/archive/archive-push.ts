@@ -82,7 +82,7 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
     if (pushed.isUsed()) await pushed.promise(event);
     return done;
   } finally {
-    // A copy made for nothing (already archived, refused, failed): stage() may still run after a failed read.
+    // Drop a copy made for nothing (already archived, refused, failed); no body stages after this.
     await Promise.all(bodies.map((body) => body.discard()));
   }
 }
