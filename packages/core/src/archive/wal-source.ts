@@ -6,6 +6,8 @@ import type { PutOptions, StagedFile, StorageDriver } from '../storage/storage-d
 
 /** Bytes per read: two compression frames, few thread-pool round trips. */
 const CHUNK = 2 * 1024 * 1024;
+/** What `onHead` gets: the segment's first page (its long header is 40 bytes). */
+const HEAD = 8192;
 
 /**
  * Read a WAL file once for archive-push, through two reused buffers: while
@@ -14,8 +16,8 @@ const CHUNK = 2 * 1024 * 1024;
  * thread pool while the main thread hashes), which must be done
  * with it when its promise resolves. Reading a 16 MB segment into one fresh
  * buffer costs more in page faults than the hashing. `onHead` gets the
- * first chunk (the page header) before it is hashed, and the hashing waits
- * for it: the repository checks it runs are short, and with the main
+ * first page (the page header) before anything is hashed, and the hashing
+ * waits for it: the repository checks it runs are short, and with the main
  * thread free they finish in a few thread-pool round trips.
  */
 export async function hashWalFile(file: string, consume: (chunk: Buffer) => Promise<void>, onHead?: (head: Buffer) => Promise<void> | void): Promise<string> {
@@ -23,15 +25,21 @@ export async function hashWalFile(file: string, consume: (chunk: Buffer) => Prom
   try {
     const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
     const hash = createHash('sha256');
-    const readInto = async (buffer: Buffer, offset: number) => buffer.subarray(0, (await handle.read(buffer, 0, CHUNK, offset)).bytesRead);
+    const readInto = (buffer: Buffer, offset: number) => {
+      const read = handle.read(buffer, 0, buffer.length, offset).then(({ bytesRead }) => buffer.subarray(0, bytesRead));
+      read.catch(() => {}); // in flight while other work is awaited; its failure surfaces where it is awaited
+      return read;
+    };
     let offset = 0;
     let next = readInto(buffers[0], 0);
+    // The page header comes in a read of its own, beside the first chunk's: the checks (and the
+    // copy they start) need not wait for 2 MiB.
+    if (onHead) await onHead(await readInto(Buffer.allocUnsafe(HEAD), 0));
     for (let index = 0; ; index++) {
       const chunk = await next;
       if (chunk.length === 0) break;
       offset += chunk.length;
       next = readInto(buffers[(index + 1) % 2], offset); // runs while this chunk is hashed and encoded
-      if (index === 0) await onHead?.(chunk);
       const consumed = consume(chunk);
       await new Promise(setImmediate); // the encoders hand their frames to the thread pool first...
       hash.update(chunk); // ...and compress them while the main thread hashes
