@@ -115,89 +115,92 @@ try {
   }
   console.log(results.join('\n'));
 
-  // 3. Asynchronous mode. PostgreSQL runs archive_command one segment at a time, so the rate is
-  // bounded by how fast one archive-push confirms a segment the archiver already stored, and by how
-  // fast the archiver stores them. Two measurements:
-  //  a. drain: ASYNC_BACKLOG real segments pile up while archive_command is empty, then archiving
-  //     starts and the time until no .ready file is left gives the sustained rate;
-  //  b. load: ASYNC_SECONDS of bulk inserts with archiving on; the .ready backlog sampled every
-  //     second shows whether archiving keeps up (on 2 cores the writers produce less WAL than the
-  //     target rate, so this one is bounded by WAL generation, and says so).
-  const asyncConfig = path.join(root, 'pgharbor-async.yaml');
-  writeFileSync(asyncConfig, `state_dir: ${root}/state\nservers:\n` + ['drain', 'load'].map((s) => `  ${s}:\n    conninfo: "${cluster.conninfo}"\n    archive_async: true\n    archive_process_max: 2\n    repositories: [{ type: posix, path: ${root}/repo-async-${s}, compression: lz4 }]\n`).join(''));
-  mkdirSync(`${root}/state`, { recursive: true });
-  await chownToPgUser(`${root}/state`);
-  const statusDir = path.join(cluster.dataDir, 'pg_wal', 'archive_status');
-  const readyCount = () => readdirSync(statusDir).filter((f) => f.endsWith('.ready')).length;
-  const sleep = (msec) => new Promise((r) => setTimeout(r, msec));
-  const setArchiveCommand = async (command) => {
-    await cluster.query(`ALTER SYSTEM SET archive_command = '${command}'`);
-    await cluster.query('SELECT pg_reload_conf()');
-  };
-  const pushCommand = (server) => `env -u NODE_EXTRA_CA_CERTS ${process.execPath} ${CLI} --config ${asyncConfig} archive-push ${server} %p`;
-  // A WAL-heavy writer: bulk inserts, about 100 MB of WAL per statement.
-  await cluster.query('CREATE TABLE walgen (id int, pad text)');
-  const insert = async () => {
-    await cluster.query(`INSERT INTO walgen SELECT g, repeat('x', 400) FROM generate_series(1, 200000) g`);
-    await cluster.query('TRUNCATE walgen');
-  };
-  const archiver = async () => (await cluster.query('SELECT archived_count::int AS archived, failed_count::int AS failed FROM pg_stat_archiver'))[0];
+  // ASYNC_SECONDS=0 skips this section (e.g. while iterating on the synchronous figures).
+  if (ASYNC_SECONDS > 0) {
+    // 3. Asynchronous mode. PostgreSQL runs archive_command one segment at a time, so the rate is
+    // bounded by how fast one archive-push confirms a segment the archiver already stored, and by how
+    // fast the archiver stores them. Two measurements:
+    //  a. drain: ASYNC_BACKLOG real segments pile up while archive_command is empty, then archiving
+    //     starts and the time until no .ready file is left gives the sustained rate;
+    //  b. load: ASYNC_SECONDS of bulk inserts with archiving on; the .ready backlog sampled every
+    //     second shows whether archiving keeps up (on 2 cores the writers produce less WAL than the
+    //     target rate, so this one is bounded by WAL generation, and says so).
+    const asyncConfig = path.join(root, 'pgharbor-async.yaml');
+    writeFileSync(asyncConfig, `state_dir: ${root}/state\nservers:\n` + ['drain', 'load'].map((s) => `  ${s}:\n    conninfo: "${cluster.conninfo}"\n    archive_async: true\n    archive_process_max: 2\n    repositories: [{ type: posix, path: ${root}/repo-async-${s}, compression: lz4 }]\n`).join(''));
+    mkdirSync(`${root}/state`, { recursive: true });
+    await chownToPgUser(`${root}/state`);
+    const statusDir = path.join(cluster.dataDir, 'pg_wal', 'archive_status');
+    const readyCount = () => readdirSync(statusDir).filter((f) => f.endsWith('.ready')).length;
+    const sleep = (msec) => new Promise((r) => setTimeout(r, msec));
+    const setArchiveCommand = async (command) => {
+      await cluster.query(`ALTER SYSTEM SET archive_command = '${command}'`);
+      await cluster.query('SELECT pg_reload_conf()');
+    };
+    const pushCommand = (server) => `env -u NODE_EXTRA_CA_CERTS ${process.execPath} ${CLI} --config ${asyncConfig} archive-push ${server} %p`;
+    // A WAL-heavy writer: bulk inserts, about 100 MB of WAL per statement.
+    await cluster.query('CREATE TABLE walgen (id int, pad text)');
+    const insert = async () => {
+      await cluster.query(`INSERT INTO walgen SELECT g, repeat('x', 400) FROM generate_series(1, 200000) g`);
+      await cluster.query('TRUNCATE walgen');
+    };
+    const archiver = async () => (await cluster.query('SELECT archived_count::int AS archived, failed_count::int AS failed FROM pg_stat_archiver'))[0];
 
-  // 3a. Drain a pre-generated backlog.
-  log(`async mode, drain: generating a backlog of ${ASYNC_BACKLOG} segments with archiving paused`);
-  await setArchiveCommand('');
-  await sleep(1000); // let the archiver finish what it had
-  for (let i = 0; i < 400 && readyCount() < ASYNC_BACKLOG; i++) await insert();
-  await cluster.query('SELECT pg_switch_wal()');
-  await sleep(500);
-  const backlogStart = readyCount();
-  const before = await archiver();
-  log(`async mode, drain: ${backlogStart} segments ready; archiving them`);
-  const drainLoad = machineLoad();
-  const drainStart = Date.now();
-  await setArchiveCommand(pushCommand('drain'));
-  const drainSamples = [];
-  while (readyCount() > 0 && Date.now() - drainStart < 600_000) {
-    await sleep(250);
-    drainSamples.push(readyCount());
+    // 3a. Drain a pre-generated backlog.
+    log(`async mode, drain: generating a backlog of ${ASYNC_BACKLOG} segments with archiving paused`);
+    await setArchiveCommand('');
+    await sleep(1000); // let the archiver finish what it had
+    for (let i = 0; i < 400 && readyCount() < ASYNC_BACKLOG; i++) await insert();
+    await cluster.query('SELECT pg_switch_wal()');
+    await sleep(500);
+    const backlogStart = readyCount();
+    const before = await archiver();
+    log(`async mode, drain: ${backlogStart} segments ready; archiving them`);
+    const drainLoad = machineLoad();
+    const drainStart = Date.now();
+    await setArchiveCommand(pushCommand('drain'));
+    const drainSamples = [];
+    while (readyCount() > 0 && Date.now() - drainStart < 600_000) {
+      await sleep(250);
+      drainSamples.push(readyCount());
+    }
+    const drainSeconds = (Date.now() - drainStart) / 1000;
+    const drained = await archiver();
+    const drainRate = ((drained.archived - before.archived) / drainSeconds) * 60;
+
+    // 3b. Under load.
+    log(`async mode, load: ${ASYNC_SECONDS} s of bulk inserts with archive_async`);
+    await setArchiveCommand(pushCommand('load'));
+    await sleep(1000);
+    const loadStats = await archiver();
+    const loadLoad = machineLoad();
+    const backlog = [];
+    const started = Date.now();
+    const writer = async () => {
+      while (Date.now() - started < ASYNC_SECONDS * 1000) await insert();
+    };
+    const sampler = setInterval(() => backlog.push(readyCount()), 1000);
+    await Promise.all([writer(), writer()]);
+    const writeSeconds = (Date.now() - started) / 1000;
+    const atWriteEnd = await archiver();
+    const leftAtWriteEnd = readyCount();
+    // Let the archiver finish what is ready, then count.
+    await cluster.query('SELECT pg_switch_wal()');
+    for (let i = 0; i < 600 && readyCount() > 0; i++) await sleep(100);
+    clearInterval(sampler);
+    const elapsed = (Date.now() - started) / 1000;
+    const loaded = await archiver();
+    const archivedUnderLoad = atWriteEnd.archived - loadStats.archived;
+    const generated = archivedUnderLoad + leftAtWriteEnd;
+    const third = Math.max(1, Math.floor(backlog.length / 3));
+    const avg = (v) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0);
+    const asyncLines = ['', '## archive-push asynchronous mode (archive_async, archive_process_max 2, lz4)', '',
+      `- drain of a pre-generated backlog: ${drained.archived - before.archived} segments (${backlogStart} ready at the start) archived in ${drainSeconds.toFixed(1)} s: **${drainRate.toFixed(0)} segments/minute** (${((drainRate * 16) / 60).toFixed(0)} MiB/s), ${drained.failed - before.failed} failures; .ready left: ${readyCount()}; ${drainLoad} at the start`,
+      `- under load (2 bulk-insert writers, ${writeSeconds.toFixed(0)} s): the writers produced ${generated} segments (${((generated / writeSeconds) * 60).toFixed(0)} segments/minute); ${archivedUnderLoad} were archived while they wrote (${((archivedUnderLoad / writeSeconds) * 60).toFixed(0)} segments/minute), all ${loaded.archived - loadStats.archived} within ${elapsed.toFixed(0)} s, ${loaded.failed - loadStats.failed} failures; ${loadLoad} at the start, ${machineLoad()} at the end`,
+      `- .ready backlog under load, sampled every second: first ${backlog.slice(0, 3).join(', ')} … last ${backlog.slice(-3).join(', ')}, max ${Math.max(0, ...backlog)}; mean of the first third ${avg(backlog.slice(0, third)).toFixed(1)}, of the last third ${avg(backlog.slice(-third)).toFixed(1)} (growth means archiving falls behind)`,
+      `- the load rate is bounded by how much WAL the writers produce here (2 cores shared by PostgreSQL, the writers and the archiver); the drain rate is what archiving sustains`];
+    console.log(asyncLines.join('\n'));
+    results = results.concat(asyncLines);
   }
-  const drainSeconds = (Date.now() - drainStart) / 1000;
-  const drained = await archiver();
-  const drainRate = ((drained.archived - before.archived) / drainSeconds) * 60;
-
-  // 3b. Under load.
-  log(`async mode, load: ${ASYNC_SECONDS} s of bulk inserts with archive_async`);
-  await setArchiveCommand(pushCommand('load'));
-  await sleep(1000);
-  const loadStats = await archiver();
-  const loadLoad = machineLoad();
-  const backlog = [];
-  const started = Date.now();
-  const writer = async () => {
-    while (Date.now() - started < ASYNC_SECONDS * 1000) await insert();
-  };
-  const sampler = setInterval(() => backlog.push(readyCount()), 1000);
-  await Promise.all([writer(), writer()]);
-  const writeSeconds = (Date.now() - started) / 1000;
-  const atWriteEnd = await archiver();
-  const leftAtWriteEnd = readyCount();
-  // Let the archiver finish what is ready, then count.
-  await cluster.query('SELECT pg_switch_wal()');
-  for (let i = 0; i < 600 && readyCount() > 0; i++) await sleep(100);
-  clearInterval(sampler);
-  const elapsed = (Date.now() - started) / 1000;
-  const loaded = await archiver();
-  const archivedUnderLoad = atWriteEnd.archived - loadStats.archived;
-  const generated = archivedUnderLoad + leftAtWriteEnd;
-  const third = Math.max(1, Math.floor(backlog.length / 3));
-  const avg = (v) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0);
-  const asyncLines = ['', '## archive-push asynchronous mode (archive_async, archive_process_max 2, lz4)', '',
-    `- drain of a pre-generated backlog: ${drained.archived - before.archived} segments (${backlogStart} ready at the start) archived in ${drainSeconds.toFixed(1)} s: **${drainRate.toFixed(0)} segments/minute** (${((drainRate * 16) / 60).toFixed(0)} MiB/s), ${drained.failed - before.failed} failures; .ready left: ${readyCount()}; ${drainLoad} at the start`,
-    `- under load (2 bulk-insert writers, ${writeSeconds.toFixed(0)} s): the writers produced ${generated} segments (${((generated / writeSeconds) * 60).toFixed(0)} segments/minute); ${archivedUnderLoad} were archived while they wrote (${((archivedUnderLoad / writeSeconds) * 60).toFixed(0)} segments/minute), all ${loaded.archived - loadStats.archived} within ${elapsed.toFixed(0)} s, ${loaded.failed - loadStats.failed} failures; ${loadLoad} at the start, ${machineLoad()} at the end`,
-    `- .ready backlog under load, sampled every second: first ${backlog.slice(0, 3).join(', ')} … last ${backlog.slice(-3).join(', ')}, max ${Math.max(0, ...backlog)}; mean of the first third ${avg(backlog.slice(0, third)).toFixed(1)}, of the last third ${avg(backlog.slice(-third)).toFixed(1)} (growth means archiving falls behind)`,
-    `- the load rate is bounded by how much WAL the writers produce here (2 cores shared by PostgreSQL, the writers and the archiver); the drain rate is what archiving sustains`];
-  console.log(asyncLines.join('\n'));
-  results = results.concat(asyncLines);
   const out = path.join(REPO_ROOT, '.bench-results', `walpush-${new Date().toISOString().replace(/[:.]/g, '-')}.md`);
   mkdirSync(path.dirname(out), { recursive: true });
   writeFileSync(out, results.join('\n') + '\n');

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCluster, type SandboxCluster } from '@pgharbor/sandbox';
@@ -77,6 +77,8 @@ describe('notifications from archive-push', () => {
     // The WARN line above shows the dead target cut at the 2 s budget; wall times are noisy on a shared machine.
     expect(first.seconds).toBeGreaterThan(2);
     expect(first.seconds - again.seconds).toBeLessThan(5);
+    // The wrong cluster's segment was not even copied into the repository (no temp file, no directory).
+    expect(await readdir(path.dirname(identity()))).toEqual(['identity.json']);
 
     await rm(identity());
     const recovered = await push('notify.yaml');

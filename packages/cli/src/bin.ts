@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // archive-push/archive-get run once per WAL segment: try the bundled lean
 // entry first (see wal-command.ts), everything else goes to the full CLI.
-// async-confirm.js is tiny (node:fs, os, path): a static import costs less than a second module job.
+// async-confirm.js and wal-bundle.js are tiny (and load node:crypto only when called): static
+// imports cost less than a second module job.
 import { confirmFromSpool } from './async-confirm.js';
+import { loadWalBundle } from './wal-bundle.js';
 
 const hot = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
 let code: number | undefined;
@@ -10,7 +12,6 @@ let code: number | undefined;
 if (hot) code = confirmFromSpool(process.argv);
 if (hot && code === undefined) {
   // The bundle of wal-command.ts, with V8's code cache (wal-bundle.ts); absent after a tsc-only build.
-  const { loadWalBundle } = await import('./wal-bundle.js');
   const bundle = loadWalBundle();
   if (bundle) code = await bundle.exports.runWalCommand(process.argv);
 }

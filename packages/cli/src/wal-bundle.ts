@@ -11,7 +11,7 @@
  * against a rebuilt bundle. A cache V8 rejects (other Node version or
  * flags) just means compiling as usual.
  */
-import { createHash } from 'node:crypto';
+import type { createHash as CreateHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -44,6 +44,8 @@ export function loadWalBundle(file = bundleFile(), useCache = true): LoadedWalBu
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  // Required here, not imported: bin.js imports this module before it knows whether the bundle is needed.
+  const { createHash } = createRequire(import.meta.url)('node:crypto') as { createHash: typeof CreateHash };
   const sourceHash = createHash('sha256').update(source).digest();
   let cachedData: Buffer | undefined;
   if (useCache) {

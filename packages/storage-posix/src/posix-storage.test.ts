@@ -46,6 +46,30 @@ describe('posix storage', () => {
     expect((await readdir(path.join(root, 'w'))).sort()).toEqual(['seg']);
   });
 
+  it('stageFile copies before the key is known: commit publishes it like putFile, discard and failures leave nothing', async () => {
+    const source = path.join(scratch, `staged-${counter}`);
+    await writeFile(source, Buffer.alloc(3 * 1024 * 1024, 9), { mode: 0o644 });
+    const staged = storage.stageFile('w/x/', source);
+    const listed: string[] = [];
+    for await (const object of storage.list('w/')) listed.push(object.key);
+    expect(listed).toEqual([]); // in progress: invisible
+    await expect(staged.commit('w/elsewhere/seg')).rejects.toThrow(/not directly under/);
+    expect(await staged.commit('w/x/seg', { ifNotExists: true })).toEqual({ size: 3 * 1024 * 1024 });
+    expect((await stat(path.join(root, 'w/x/seg'))).mode & 0o777).toBe(0o600);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await storage.get('w/x/seg')) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).equals(Buffer.alloc(3 * 1024 * 1024, 9))).toBe(true);
+    await staged.discard(); // after commit: nothing to drop
+
+    const again = storage.stageFile('w/x/', source);
+    await expect(again.commit('w/x/seg', { ifNotExists: true })).rejects.toMatchObject({ name: 'StorageConflictError' });
+    const dropped = storage.stageFile('w/x/', source);
+    await dropped.discard();
+    await expect(dropped.commit('w/x/other')).rejects.toThrow(/discarded/);
+    await expect(storage.stageFile('w/x/', path.join(scratch, 'missing')).commit('w/x/missing')).rejects.toThrow();
+    expect(await readdir(path.join(root, 'w/x'))).toEqual(['seg']);
+  });
+
   it('creates files 0600 and directories 0700', async () => {
     await storage.put('a/b/object', 'x');
     await storage.put('a/b/created-only', Readable.from([Buffer.from('y')]), { ifNotExists: true });

@@ -12,6 +12,7 @@ import {
   type ByteRange,
   type PutOptions,
   type PutResult,
+  type StagedFile,
   type StorageDriver,
   type StorageObjectInfo,
 } from '@pgharbor/core';
@@ -79,16 +80,40 @@ export class PosixStorage implements StorageDriver {
     assertValidKey(key);
     const file = this.fileOf(key);
     if (options.ifNotExists && (await this.stat(key)) !== undefined) throw new StorageConflictError(key, this.location);
-    return this.writeAtomically(
-      key,
-      file,
-      async (handle, temp) => {
-        await copyFile(source, temp); // the open handle is the same inode: its sync() below makes the copy durable
-        await handle.chmod(FILE_MODE); // copyFile gives the source's mode
-        return (await handle.stat()).size;
+    return this.writeAtomically(key, file, (handle, temp) => copyInto(handle, source, temp), options.ifNotExists === true);
+  }
+
+  /**
+   * The copy (copy_file_range) and its fsync start now, into a temp file in
+   * the prefix's directory; commit links or renames it onto the key as
+   * putFile does. Directories are created (and made durable) by the copy.
+   */
+  stageFile(prefix: string, source: string): StagedFile {
+    if (!prefix.endsWith('/')) throw new Error(`stageFile("${prefix}"): the prefix must name a directory and end with "/"`);
+    assertValidKey(prefix.slice(0, -1));
+    const dir = this.fileOf(prefix.slice(0, -1));
+    const temp = path.join(dir, tempNameFor(path.basename(source), randomBytes(6).toString('hex')));
+    const written = this.writeTemp(prefix, dir, temp, (handle) => copyInto(handle, source, temp));
+    written.catch(() => {}); // reported by commit; writeTemp removes the temp file itself
+    let state: 'staged' | 'committed' | 'discarded' = 'staged';
+    return {
+      commit: async (key, options = {}) => {
+        assertValidKey(key);
+        const file = this.fileOf(key);
+        if (path.dirname(file) !== dir) throw new Error(`stageFile: key "${key}" is not directly under "${prefix}"`);
+        if (state !== 'staged') throw new Error(`stageFile: the copy for "${prefix}" was already ${state}`);
+        state = 'committed';
+        const size = await written;
+        await this.publish(key, dir, temp, file, options.ifNotExists === true);
+        return { size };
       },
-      options.ifNotExists === true,
-    );
+      discard: async () => {
+        if (state !== 'staged') return;
+        state = 'discarded';
+        // No directory fsync: a temp file that comes back after a crash is skipped by list and removed with its prefix.
+        await written.then(() => unlink(temp), () => undefined).catch(() => undefined);
+      },
+    };
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
@@ -185,15 +210,32 @@ export class PosixStorage implements StorageDriver {
   private async writeAtomically(key: string, file: string, write: (handle: FileHandle, temp: string) => Promise<number>, createOnly: boolean): Promise<PutResult> {
     const dir = path.dirname(file);
     const temp = path.join(dir, tempNameFor(path.basename(file), randomBytes(6).toString('hex')));
+    const size = await this.writeTemp(key, dir, temp, write);
+    await this.publish(key, dir, temp, file, createOnly);
+    return { size };
+  }
+
+  /** Create `temp`, fill it and fsync it; on failure it is removed again. */
+  private async writeTemp(key: string, dir: string, temp: string, write: (handle: FileHandle, temp: string) => Promise<number>): Promise<number> {
     const handle = await this.openTemp(key, dir, temp);
-    let size = 0;
     try {
       try {
-        size = await write(handle, temp);
+        const size = await write(handle, temp);
         await handle.sync();
+        return size;
       } finally {
         await handle.close();
       }
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      if (!isFsError(error)) throw error;
+      throw storageIoError(this.location, `cannot write object "${key}"`, error);
+    }
+  }
+
+  /** Move a durable temp file onto its name (create-only: link, so exactly one writer wins) and fsync the directory. */
+  private async publish(key: string, dir: string, temp: string, file: string, createOnly: boolean): Promise<void> {
+    try {
       if (createOnly) {
         // link(2) fails with EEXIST instead of replacing: exactly one writer wins.
         try {
@@ -207,7 +249,6 @@ export class PosixStorage implements StorageDriver {
         await rename(temp, file);
       }
       await fsyncDirectory(dir);
-      return { size };
     } catch (error) {
       await unlink(temp).catch(() => undefined);
       if (error instanceof StorageConflictError || !isFsError(error)) throw error;
@@ -215,14 +256,21 @@ export class PosixStorage implements StorageDriver {
     }
   }
 
-  /** Create the temp file, creating its directory first; retried because a concurrent delete may remove an empty directory. */
+  /**
+   * Create the temp file, creating its directory when it is missing (most
+   * writes go to an existing one: one thread-pool round trip, not two);
+   * retried because a concurrent delete may remove an empty directory.
+   */
   private async openTemp(key: string, dir: string, temp: string): Promise<FileHandle> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.ensureDirectory(dir);
         return await open(temp, 'wx', FILE_MODE);
       } catch (error) {
-        if (fsCode(error) === 'ENOENT' && attempt < OPEN_ATTEMPTS) continue;
+        if (fsCode(error) !== 'ENOENT' || attempt >= OPEN_ATTEMPTS) throw storageIoError(this.location, `cannot write object "${key}"`, error);
+      }
+      try {
+        await this.ensureDirectory(dir);
+      } catch (error) {
         throw storageIoError(this.location, `cannot write object "${key}"`, error);
       }
     }
@@ -326,6 +374,13 @@ async function writevFully(handle: FileHandle, buffers: Uint8Array[]): Promise<v
     pending = pending.slice(skip);
     if (bytesWritten > 0) pending[0] = pending[0].subarray(bytesWritten);
   }
+}
+
+/** Fill the open temp file with a copy of `source` made by the kernel; returns its size. */
+async function copyInto(handle: FileHandle, source: string, temp: string): Promise<number> {
+  await copyFile(source, temp); // the open handle is the same inode: writeTemp's sync() makes the copy durable
+  const [, info] = await Promise.all([handle.chmod(FILE_MODE), handle.stat()]); // copyFile gives the source's mode
+  return info.size;
 }
 
 async function writeFully(handle: FileHandle, bytes: Uint8Array): Promise<void> {

@@ -6,7 +6,7 @@ import { ConfigError, HarborError, errorMessage } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
 import { walFileKind } from './wal-file-name.js';
 import { readWalSegmentHeader } from './wal-header.js';
-import { pushWal, WalConflictError, type PushOutcome } from './wal-archive.js';
+import { pushWal, walDirectory, WalConflictError, type PushOutcome } from './wal-archive.js';
 import { hashWalFile, RepositoryBody } from './wal-source.js';
 import type { PutOptions } from '../storage/storage-driver.js';
 
@@ -35,42 +35,56 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
   // Read once: the repositories' checks start when the page header is in, hashing and encoding overlap the reading.
   const repositories = await server.repositories();
   const bodies = repositories.map((repository) => new RepositoryBody(repository.codec));
+  // A file stored as it is gets copied while it is hashed (its name needs the checksum); a segment
+  // only once its repository accepted its system identifier, so a wrong cluster's WAL writes nothing.
+  // So the identities are read at once, and the hashing waits for their check (a ms or two).
+  const stage = (index: number) => bodies[index].stage(repositories[index].storage, walDirectory(server.name, name), walPath);
+  const isSegment = kind === 'segment' || kind === 'partial';
+  const known = isSegment ? repositories.map((repository) => repository.readIdentity()) : [];
+  for (const identity of known) identity.catch(() => {}); // awaited in the check
+  if (!isSegment) repositories.forEach((_, index) => stage(index));
   let identityChecks: Promise<void>[] | undefined;
-  const checkIdentities = (head: Buffer) => {
-    if (kind !== 'segment' && kind !== 'partial') return;
+  const checkIdentities = async (head: Buffer) => {
+    if (!isSegment) return;
     const header = readWalSegmentHeader(head);
     if (!header) return;
-    identityChecks = repositories.map((repository) => checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor));
-    for (const check of identityChecks) check.catch(() => {}); // awaited per repository below
+    identityChecks = repositories.map((repository, index) => checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor, known[index]));
+    const checked = await Promise.allSettled(identityChecks); // failures are reported per repository below
+    checked.forEach((check, index) => check.status === 'fulfilled' && stage(index));
   };
-  let sha256: string;
   try {
-    sha256 = await hashWalFile(walPath, (chunk) => Promise.all(bodies.map((body) => body.push(chunk))).then(() => {}), checkIdentities);
-  } catch (error) {
-    throw new HarborError(`archive-push: cannot read ${walPath}: ${errorMessage(error)}`, {
-      hint: 'archive_command runs in the data directory; pass %p unchanged',
-    });
-  }
-  if ((kind === 'segment' || kind === 'partial') && !identityChecks) {
-    throw new HarborError(`archive-push: ${name} does not start with a WAL page header`, { hint: 'is this really a WAL segment?' });
-  }
+    let sha256: string;
+    try {
+      sha256 = await hashWalFile(walPath, (chunk) => Promise.all(bodies.map((body) => body.push(chunk))).then(() => {}), checkIdentities);
+    } catch (error) {
+      throw new HarborError(`archive-push: cannot read ${walPath}: ${errorMessage(error)}`, {
+        hint: 'archive_command runs in the data directory; pass %p unchanged',
+      });
+    }
+    if ((kind === 'segment' || kind === 'partial') && !identityChecks) {
+      throw new HarborError(`archive-push: ${name} does not start with a WAL page header`, { hint: 'is this really a WAL segment?' });
+    }
 
-  const results = await Promise.allSettled(
-    repositories.map(async (repository, index): Promise<PushResult> => {
-      await identityChecks?.[index];
-      const prepared = { sha256, store: (key: string, options: PutOptions) => bodies[index].store(repository.storage, key, walPath, options) };
-      return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, prepared, repository.codec) };
-    }),
-  );
-  const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ repository: repositories[index], error: result.reason as Error }] : []));
-  if (failures.length > 0) {
-    const error = describeFailures(server.name, name, failures);
-    await harbor.hooks.archive.pushFailed.promise({ ...event, repository: failures.map((f) => f.repository.location).join(', ') }, error).catch(() => {});
-    throw error;
+    const results = await Promise.allSettled(
+      repositories.map(async (repository, index): Promise<PushResult> => {
+        await identityChecks?.[index];
+        const prepared = { sha256, store: (key: string, options: PutOptions) => bodies[index].store(repository.storage, key, walPath, options) };
+        return { repository: repository.name, outcome: await pushWal(repository.storage, server.name, name, prepared, repository.codec) };
+      }),
+    );
+    const failures = results.flatMap((result, index) => (result.status === 'rejected' ? [{ repository: repositories[index], error: result.reason as Error }] : []));
+    if (failures.length > 0) {
+      const error = describeFailures(server.name, name, failures);
+      await harbor.hooks.archive.pushFailed.promise({ ...event, repository: failures.map((f) => f.repository.location).join(', ') }, error).catch(() => {});
+      throw error;
+    }
+    const done = results.map((result) => (result as PromiseFulfilledResult<PushResult>).value);
+    if (pushed.isUsed()) await pushed.promise(event);
+    return done;
+  } finally {
+    // Drop a copy made for nothing (already archived, refused, failed); no body stages after this.
+    await Promise.all(bodies.map((body) => body.discard()));
   }
-  const done = results.map((result) => (result as PromiseFulfilledResult<PushResult>).value);
-  if (pushed.isUsed()) await pushed.promise(event);
-  return done;
 }
 
 /**
@@ -78,8 +92,8 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
  * the cluster the repository holds (the first segment of a new repository
  * records it). receive-wal runs it on what it streams too.
  */
-export async function checkSegmentIdentity(repository: Repository, name: string, systemIdentifier: string, pgMajor: number | undefined): Promise<void> {
-  const identity = await repository.readIdentity();
+export async function checkSegmentIdentity(repository: Repository, name: string, systemIdentifier: string, pgMajor: number | undefined, known = repository.readIdentity()): Promise<void> {
+  const identity = await known;
   if (!identity) {
     // First contact through the archive: remember whose WAL this is.
     await repository.checkIdentity(systemIdentifier, (pgMajor ?? 0) * 10000);

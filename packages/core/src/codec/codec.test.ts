@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Encoder, decodeStream, encodeBuffer, FRAME_SIZE } from './stream-codec.js';
@@ -49,6 +50,18 @@ describe('stream codec', () => {
       });
     }
   }
+
+  it('lz4 frames made of blocks: the lz4 tool and our decoder read them; random data is stored as it is', async () => {
+    const lz4 = await loadCompressor('lz4');
+    const random = randomBytes(300_000);
+    const big = sample(9 * 1024 * 1024 + 7); // three blocks of at most 4 MiB
+    for (const input of [data, random, big, Buffer.alloc(0)]) {
+      const frame = await lz4.compress(input, undefined);
+      expect(decodeLz4Frame(frame).equals(input)).toBe(true);
+      expect(execFileSync('lz4', ['-d', '-c'], { input: frame, maxBuffer: 64 << 20 }).equals(input)).toBe(true);
+    }
+    expect((await lz4.compress(random, undefined)).length).toBe(random.length + 7 + 4 + 4); // header, block size, end mark
+  });
 
   it('writes standard frames: zstd and lz4 frames split where the tools would', async () => {
     for (const kind of ['lz4', 'zstd'] as const) {

@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { HarborError, errorMessage } from '../errors.js';
 import type { CompressionAlgorithm } from './codec-settings.js';
 import { decodeLz4Frame } from './lz4-decode.js';
+import { encodeLz4Frame } from './lz4-frame.js';
 
 /**
  * The compression libraries, loaded on first use only (the WAL hot path
@@ -10,8 +12,10 @@ import { decodeLz4Frame } from './lz4-decode.js';
  * - gzip: Node's zlib (each block one gzip member; `gunzip` reads the
  *   concatenation).
  * - lz4: `lz4-napi` (lz4_flex, prebuilt N-API binaries in the npm
- *   registry): LZ4 frames, readable by the `lz4` command-line tool.
- *   Decompressed by lz4-decode.ts (see there why not by lz4-napi).
+ *   registry): LZ4 frames, readable by the `lz4` command-line tool, made
+ *   of its compressed blocks by lz4-frame.ts (see there why not by its
+ *   frame encoder). Decompressed by lz4-decode.ts (see there why not by
+ *   lz4-napi).
  * - zstd: `@mongodb-js/zstd` 1.x (libzstd via napi-rs, prebuilt binaries
  *   in the npm registry): zstd frames, readable by the `zstd` tool. Its
  *   index.js drops the level argument, so the napi binding is called
@@ -56,9 +60,26 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
     return { algorithm, compress: (block, level) => gzip(block, { level: level ?? 6 }), decompress: (frame) => gunzip(frame) };
   }
   if (algorithm === 'lz4') {
-    const lz4 = require('lz4-napi') as typeof import('lz4-napi');
-    return { algorithm, compress: (block) => lz4.compressFrame(block), decompress: async (frame) => decodeLz4Frame(frame), decompressSync: decodeLz4Frame };
+    const lz4 = requireLz4();
+    return { algorithm, compress: (block) => encodeLz4Frame(block, (part) => lz4.compress(part)), decompress: async (frame) => decodeLz4Frame(frame), decompressSync: decodeLz4Frame };
   }
   const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };
   return { algorithm, compress: (block, level) => zstd.compress(block, level ?? 1), decompress: (frame) => zstd.decompress(frame) };
+}
+
+/**
+ * lz4-napi's index.js finds its binary by probing the platform (it reads
+ * /usr/bin/ldd to tell glibc from musl): a few ms of every compressed
+ * archive-push. On linux x64 without musl's loader, the binary package it
+ * would pick is loaded directly; anything unexpected goes through index.js.
+ */
+function requireLz4(): typeof import('lz4-napi') {
+  if (process.platform === 'linux' && process.arch === 'x64' && !existsSync('/lib/ld-musl-x86_64.so.1')) {
+    try {
+      return require('@antoniomuso/lz4-napi-linux-x64-gnu') as typeof import('lz4-napi');
+    } catch {
+      // not installed where we can see it: the package's own loader knows where to look
+    }
+  }
+  return require('lz4-napi') as typeof import('lz4-napi');
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { HarborError } from '../errors.js';
 import type { StorageDriver } from '../storage/storage-driver.js';
 import { getJson, putJson } from '../storage/storage-io.js';
@@ -70,6 +71,18 @@ export class Repository {
   }
 
   async readIdentity(): Promise<ServerIdentity | undefined> {
+    const local = this.storage.localPath?.(this.identityKey());
+    if (local) {
+      // A plain local file (posix): one read of a few bytes, no stream. archive-push waits for it
+      // on every segment, and a chain of thread-pool round trips costs more than the read.
+      try {
+        return JSON.parse(readFileSync(local, 'utf8')) as ServerIdentity;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+        throw new HarborError(`cannot read the server identity ${local}: ${(error as Error).message}`, { hint: 'check the repository directory and its permissions' });
+      }
+    }
     if (!(await this.storage.stat(this.identityKey()))) return undefined;
     return getJson<ServerIdentity>(this.storage, this.identityKey());
   }

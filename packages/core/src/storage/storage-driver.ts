@@ -26,6 +26,16 @@ export interface StorageDriver {
    * and given to `put`.
    */
   putFile?(key: string, file: string, options?: PutOptions): Promise<PutResult>;
+  /**
+   * Optional: start storing a local file's bytes before their key is known.
+   * The copy into the "directory" `prefix` (ending in "/") starts at once
+   * and is made durable in the background; `commit(key)` then publishes it
+   * under `key`, which must lie directly in that directory, with exactly
+   * the guarantees of `putFile`; `discard()` drops it. Until commit, `list`
+   * does not show it. archive-push names a WAL file by its checksum: with
+   * this, the copy and its fsync run while the file is being hashed.
+   */
+  stageFile?(prefix: string, file: string): StagedFile;
 
   /** Stream an object, or a byte range of it. Rejects with StorageNotFoundError if missing. */
   get(key: string, range?: ByteRange): Promise<Readable>;
@@ -68,6 +78,14 @@ export interface PutOptions {
    * exists, without touching it (WAL files and locks rely on this).
    */
   ifNotExists?: boolean;
+}
+
+/** A file being copied by `stageFile`, waiting for its key. */
+export interface StagedFile {
+  /** Publish the copy under `key` (atomic and durable when this resolves); rejects like `putFile` would. */
+  commit(key: string, options?: PutOptions): Promise<PutResult>;
+  /** Drop the copy (waits for the copy to stop); a no-op after commit. */
+  discard(): Promise<void>;
 }
 
 export interface PutResult {
