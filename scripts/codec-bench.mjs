@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Compression, encryption, verify and delta-restore figures for pgharbor, next to
-// pg_basebackup -Ft --compress=client-lz4|client-zstd and cp -a + sync, in one run
-// on one durable sandbox cluster (pgbench data). Needs the project built.
+// pg_basebackup -Ft --compress=client-lz4|client-zstd, pgBackRest at the same
+// compression (process-max 2, when /usr/bin/pgbackrest exists) and cp -a + sync, in
+// one run on one durable sandbox cluster (pgbench data). Needs the project built.
 //
 //   node scripts/codec-bench.mjs            # SCALE=50 REPS=2
 //   SCALE=100 REPS=3 node scripts/codec-bench.mjs
@@ -10,7 +11,8 @@
 // `sync` runs before each measured command. Wall time, peak RSS (/usr/bin/time),
 // stored size; the best of REPS.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, mkdir, rm, writeFile, chown } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCluster, startExistingCluster, chownToPgUser, pgOsUser, pgBinDir } from '@pgharbor/sandbox';
@@ -49,7 +51,12 @@ function record(label, rep, seconds, bytes, extra = '') {
 
 const root = await mkdtemp('/var/tmp/pgharbor-codec-bench-');
 await chownToPgUser(root);
-const cluster = await createCluster({ rootDir: root, durable: true, settings: { wal_recycle: 'off' } });
+// pgBackRest's backup waits for its WAL in its own archive: archive_command pushes there
+// (into whichever repository the config names at the moment; pgharbor's backups fetch their WAL).
+const PGBACKREST = existsSync('/usr/bin/pgbackrest') && !process.env.NO_PGBACKREST ? '/usr/bin/pgbackrest' : undefined;
+const pgbrConf = path.join(root, 'pgbackrest.conf');
+const archiving = PGBACKREST ? { archive_mode: 'on', archive_command: `${PGBACKREST} --config=${pgbrConf} --stanza=bench archive-push %p` } : {};
+const cluster = await createCluster({ rootDir: root, durable: true, settings: { wal_recycle: 'off', ...archiving } });
 try {
   console.log(`pgbench -i -s ${SCALE} ...`);
   await cluster.pgbench(['-i', '-s', String(SCALE), '-q', 'postgres']);
@@ -109,6 +116,24 @@ try {
       await chownToPgUser(dir);
       const bb = time([path.join(bin, 'pg_basebackup'), '-h', cluster.socketDir, '-p', String(cluster.port), '-U', 'postgres', '-Ft', '-X', 'fetch', '--checkpoint=fast', `--compress=${method}`, '-D', path.join(dir, 'out')], { asPg: true });
       record(`pg_basebackup -Ft ${method}`, rep, bb.seconds, du(path.join(dir, 'out')));
+      await rm(dir, { recursive: true, force: true });
+    }
+    // pgBackRest at the same settings: a fresh repository each time (stanza-create), process-max 2.
+    const pgbrVariants = { none: 'compress-type=none', lz4: 'compress-type=lz4', 'zst-1': 'compress-type=zst\ncompress-level=1', 'zst-3': 'compress-type=zst\ncompress-level=3', 'gz-1': 'compress-type=gz\ncompress-level=1' };
+    for (const [name, settings] of PGBACKREST && !only ? Object.entries(pgbrVariants) : []) {
+      const dir = await mkdtemp(path.join(root, `pgbr-${name}-`));
+      await chownToPgUser(dir);
+      await writeFile(pgbrConf, `[global]\nrepo1-path=${dir}/repo\n${settings}\nprocess-max=2\nstart-fast=y\nlog-path=${dir}\nlock-path=${dir}\nlog-level-console=warn\nlog-level-file=off\n\n[bench]\npg1-path=${cluster.dataDir}\npg1-port=${cluster.port}\npg1-socket-path=${cluster.socketDir}\npg1-user=postgres\n`);
+      await chown(pgbrConf, user.uid, user.gid);
+      const pgbr = (...args) => [PGBACKREST, `--config=${pgbrConf}`, '--stanza=bench', ...args];
+      time(pgbr('stanza-create'), { asPg: true });
+      const backup = time(pgbr('--type=full', 'backup'), { asPg: true });
+      record(`pgbackrest backup ${name}`, rep, backup.seconds, du(path.join(dir, 'repo', 'backup')), `peak RSS ${backup.stderr.match(/@@(\d+)/)?.[1] / 1024 | 0} MiB`);
+      const target = path.join(dir, 'restore');
+      await mkdir(target, { mode: 0o700 });
+      await chownToPgUser(target);
+      const restore = time(pgbr(`--pg1-path=${target}`, 'restore'), { asPg: true });
+      record(`pgbackrest restore ${name}`, rep, restore.seconds, 0, `peak RSS ${restore.stderr.match(/@@(\d+)/)?.[1] / 1024 | 0} MiB`);
       await rm(dir, { recursive: true, force: true });
     }
     if (only) continue;
