@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { Encoder, decodeStream, encodeBuffer, FRAME_SIZE } from './stream-codec.js';
 import { loadCompressor } from './compressors.js';
@@ -86,6 +88,23 @@ describe('lz4 decoder', () => {
         expect((error as Error).message).toMatch(/lz4/);
       }
     }
+  });
+});
+
+describe('lz4 encoder', () => {
+  it('writes one-block frames that lz4-napi, our decoder and the lz4 tool read back; incompressible blocks stored raw', async () => {
+    const lz4 = await loadCompressor('lz4');
+    const napi = createRequire(import.meta.url)('lz4-napi') as typeof import('lz4-napi');
+    const cli = spawnSync('lz4', ['--version']).status === 0;
+    for (const data of [sample(FRAME_SIZE), Buffer.alloc(FRAME_SIZE, 7), randomBytes(FRAME_SIZE), randomBytes(100_000), Buffer.alloc(0), Buffer.from('x')]) {
+      const frame = await lz4.compress(data, undefined);
+      expect(frame.subarray(0, 7).toString('hex')).toBe('04224d18606051');
+      expect(decodeLz4Frame(frame).equals(data)).toBe(true);
+      expect(napi.decompressFrameSync(frame).equals(data)).toBe(true); // lz4_flex checks the header checksum
+      if (cli) expect(spawnSync('lz4', ['-d', '-c'], { input: frame, maxBuffer: 4 * FRAME_SIZE }).stdout.equals(data)).toBe(true);
+      if (data.length > 0 && data.length < 200_000) expect(frame.length).toBeLessThanOrEqual(data.length + 15); // random bytes: the raw block, not an expanded one
+    }
+    await expect(lz4.compress(Buffer.alloc(FRAME_SIZE + 1), undefined)).rejects.toThrow(/at most/);
   });
 });
 

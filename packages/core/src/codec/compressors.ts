@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { HarborError, errorMessage } from '../errors.js';
 import type { CompressionAlgorithm } from './codec-settings.js';
 import { decodeLz4Frame } from './lz4-decode.js';
+import { lz4FrameOfBlock } from './lz4-encode.js';
 
 /**
  * The compression libraries, loaded on first use only (the WAL hot path
@@ -10,8 +11,10 @@ import { decodeLz4Frame } from './lz4-decode.js';
  * - gzip: Node's zlib (each block one gzip member; `gunzip` reads the
  *   concatenation).
  * - lz4: `lz4-napi` (lz4_flex, prebuilt N-API binaries in the npm
- *   registry): LZ4 frames, readable by the `lz4` command-line tool.
- *   Decompressed by lz4-decode.ts (see there why not by lz4-napi).
+ *   registry): LZ4 frames, readable by the `lz4` command-line tool, each
+ *   one block that lz4-napi compresses (lz4-encode.ts says why not its
+ *   frame encoder). Decompressed by lz4-decode.ts (see there why not by
+ *   lz4-napi).
  * - zstd: `@mongodb-js/zstd` 1.x (libzstd via napi-rs, prebuilt binaries
  *   in the npm registry): zstd frames, readable by the `zstd` tool. Its
  *   index.js drops the level argument, so the napi binding is called
@@ -55,7 +58,7 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
   }
   if (algorithm === 'lz4') {
     const lz4 = require('lz4-napi') as typeof import('lz4-napi');
-    return { algorithm, compress: (block) => lz4.compressFrame(block), decompress: async (frame) => decodeLz4Frame(frame) };
+    return { algorithm, compress: async (block) => lz4FrameOfBlock(block, await lz4.compress(block)), decompress: async (frame) => decodeLz4Frame(frame) };
   }
   const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };
   return { algorithm, compress: (block, level) => zstd.compress(block, level ?? 1), decompress: (frame) => zstd.decompress(frame) };
