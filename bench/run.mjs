@@ -98,13 +98,15 @@ function die(msg) {
 const restoreLabel = (jobs) => (jobs === 2 ? 'pgharbor_restore' : `pgharbor_restore_j${jobs}`);
 
 /** Backup phase: all read the cluster, write a fresh output. */
-const BACKUP_TESTS = ['pgharbor_backup', 'pgbb_plain', 'pgbb_tar', 'floor_tar_create'];
+const BACKUP_TESTS = ['pgharbor_backup', 'pgbb_plain', 'pgbb_tar', 'pgbb_tar_lz4', 'floor_tar_create'];
+/** pg_basebackup's own lz4 (issue 9's reference): run by default only when pgharbor compresses with lz4 too. */
+const LZ4_ONLY = ['pgbb_tar_lz4'];
 /** Restore phase: all read what this rep's backup phase wrote. */
 const RESTORE_TESTS = [...P.restoreJobs.map(restoreLabel), 'floor_tar_extract', 'floor_cp_a'];
 const DEPENDS = { floor_tar_extract: 'floor_tar_create' };
 for (const j of P.restoreJobs) DEPENDS[restoreLabel(j)] = 'pgharbor_backup';
 
-let selected = new Set(P.tests.length ? P.tests : [...BACKUP_TESTS, ...RESTORE_TESTS]);
+let selected = new Set(P.tests.length ? P.tests : [...BACKUP_TESTS, ...RESTORE_TESTS].filter((t) => P.compression === 'lz4' || !LZ4_ONLY.includes(t)));
 for (const t of selected) if (![...BACKUP_TESTS, ...RESTORE_TESTS].includes(t)) die(`unknown test "${t}" (known: ${[...BACKUP_TESTS, ...RESTORE_TESTS].join(', ')})`);
 for (const t of [...selected]) if (DEPENDS[t]) selected.add(DEPENDS[t]);
 const backupTests = BACKUP_TESTS.filter((t) => selected.has(t));
@@ -319,6 +321,10 @@ function summarize(rows, dataBytes) {
   check('pgharbor_backup / pgbb_plain', ratio('pgharbor_backup', 'pgbb_plain'), 1.2);
   check('pgharbor_backup / pgbb_tar', ratio('pgharbor_backup', 'pgbb_tar'));
   check('pgharbor_backup / floor_tar_create', ratio('pgharbor_backup', 'floor_tar_create'));
+  // Issue 9: an lz4 backup next to pg_basebackup's own client-side lz4, within 1.3x and under 150 MB.
+  if (P.compression === 'lz4') check('pgharbor_backup (lz4) / pgbb_tar_lz4', ratio('pgharbor_backup', 'pgbb_tar_lz4'), 1.3);
+  else check('pgharbor_backup / pgbb_tar_lz4', ratio('pgharbor_backup', 'pgbb_tar_lz4'));
+  if (P.compression === 'lz4' && stats.has('pgharbor_backup')) check('peak RSS pgharbor_backup (lz4) (MB = 10^6 B)', (stats.get('pgharbor_backup').rss * MiB) / 1e6, 150, 'MB');
   for (const j of P.restoreJobs) check(`${restoreLabel(j)} / floor_tar_extract`, ratio(restoreLabel(j), 'floor_tar_extract'), j === 2 ? 1.3 : undefined);
   // issue 9: a restore of an lz4 backup within 1.5x of cp -a + sync of the data dir.
   for (const j of P.restoreJobs) check(`${restoreLabel(j)} / floor_cp_a`, ratio(restoreLabel(j), 'floor_cp_a'), j === 2 && P.compression === 'lz4' ? 1.5 : undefined);
@@ -438,6 +444,14 @@ try {
         const parent = await pgDir(repDir, label);
         const out = path.join(parent, 'out');
         const row = await measure(label, rep, ['runuser', '-u', 'postgres', '--', pgbbBin, '-d', cluster.conninfo, '-Ft', '-X', 'fetch', '--checkpoint=fast', '-D', out]);
+        row.out_bytes = duBytes(out);
+        await rm(parent, { recursive: true, force: true });
+        return row;
+      },
+      pgbb_tar_lz4: async (label) => {
+        const parent = await pgDir(repDir, label);
+        const out = path.join(parent, 'out');
+        const row = await measure(label, rep, ['runuser', '-u', 'postgres', '--', pgbbBin, '-d', cluster.conninfo, '-Ft', '-X', 'fetch', '--checkpoint=fast', '--compress=client-lz4', '-D', out]);
         row.out_bytes = duBytes(out);
         await rm(parent, { recursive: true, force: true });
         return row;

@@ -11,6 +11,7 @@ command -v rsync >/dev/null || need+=(rsync)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/bin/time ] || need+=(time)
 command -v openssl >/dev/null || need+=(openssl)   # throwaway TLS certificates (SMTP test server)
+command -v lz4 >/dev/null || need+=(lz4)           # the codec tests read our lz4 frames back with the lz4 tool
 if [ "${WITH_BENCH_TOOLS:-0}" = 1 ]; then command -v pgbackrest >/dev/null || need+=(pgbackrest); fi
 
 if [ ${#need[@]} -gt 0 ]; then

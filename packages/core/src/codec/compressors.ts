@@ -60,6 +60,14 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
     return { algorithm, compress: (block, level) => gzip(block, { level: level ?? 6 }), decompress: (frame) => gunzip(frame) };
   }
   if (algorithm === 'lz4') {
+    // lz4-napi allocates its outputs with its own mimalloc, freed only when V8
+    // collects the Buffers; mimalloc keeps freed pages resident for its purge
+    // delay (10 ms by default). At 3 ms a 1.5 GB backup peaked ~15 MB lower at
+    // the same speed; at 0 (purge on every free) ~35 MB lower but with ~1 s more
+    // system time (madvise and re-faults). mimalloc reads its options from the
+    // environment when the addon loads; a value the operator set wins (commands
+    // started later inherit it: only mimalloc reads it).
+    process.env.MIMALLOC_PURGE_DELAY ??= '3';
     const lz4 = requireLz4();
     return { algorithm, compress: (block) => encodeLz4Frame(block, (part) => lz4.compress(part)), decompress: async (frame) => decodeLz4Frame(frame), decompressSync: decodeLz4Frame };
   }
