@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { execa } from 'execa';
 import { conninfoToClientConfig, pgMajor, queryServerInfo, type CheckContext } from '@pgharbor/core';
 import { parseToolMajor } from './pg-basebackup-args.js';
+import { loadExeca } from './lazy-execa.js';
 
 /** The checks `pgharbor check` runs for servers backed up with pg_basebackup. */
 export async function basebackupChecks(context: CheckContext): Promise<void> {
@@ -47,6 +47,7 @@ export async function basebackupChecks(context: CheckContext): Promise<void> {
   const tool = server.pgTool('pg_basebackup', serverVersion);
   let toolMajor: number | undefined;
   await context.run('pg_basebackup', async () => {
+    const execa = await loadExeca();
     const result = await execa(tool, ['--version'], { reject: false });
     if (result.exitCode !== 0) {
       return { ok: false, detail: `${tool} not found or not runnable`, hint: 'install the PostgreSQL client package or set pg_bin_dir' };

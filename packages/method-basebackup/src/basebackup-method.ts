@@ -2,7 +2,6 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execa } from 'execa';
 import type pg from 'pg';
 import {
   HarborError,
@@ -18,6 +17,7 @@ import {
 import { parseEndLsn, pgBasebackupArgs } from './pg-basebackup-args.js';
 import { basebackupError } from './basebackup-error.js';
 import { withLargeStdoutBuffer } from './stdout-buffering.js';
+import { loadExeca } from './lazy-execa.js';
 
 interface BasebackupOptions {
   immediate_checkpoint?: boolean;
@@ -97,6 +97,7 @@ async function reserveWal(client: pg.Client, backupId: string): Promise<void> {
 /** Run pg_basebackup with the tar on stdout and feed it to the sink. */
 async function streamToSink(context: MethodContext, tool: string, args: string[]): Promise<{ captured: Map<string, Buffer>; stderr: string }> {
   const [command, argv] = await withLargeStdoutBuffer(tool, args);
+  const execa = await loadExeca();
   const child = execa(command, argv, {
     env: context.server.toolEnv(),
     stdin: 'ignore',
@@ -138,6 +139,7 @@ async function viaStaging(
   const staging = await mkdtemp(path.join(stagingParent ?? os.tmpdir(), `pgharbor-staging-${context.backupId}-`));
   try {
     context.logger.info(`cluster has tablespaces: pg_basebackup writes tar files to ${staging} first`);
+    const execa = await loadExeca();
     const result = await execa(tool, pgBasebackupArgs({ ...common, target: staging }), {
       env: context.server.toolEnv(),
       stdin: 'ignore',

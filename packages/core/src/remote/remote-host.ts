@@ -1,6 +1,6 @@
-import { execa } from 'execa';
 import { HarborError } from '../errors.js';
 import { rsyncRemotePath, rsyncShellOption, shellQuote, type SshCommand } from './ssh-command.js';
+import { loadExeca } from '../lazy-execa.js';
 
 const PROBE_TIMEOUT_MS = 120_000;
 
@@ -35,6 +35,7 @@ export class RemoteHost {
   /** Run a POSIX shell script on the host; ssh's own failures (exit 255) become a HarborError naming the host. */
   async run(script: string, what: string, timeoutMs?: number): Promise<string> {
     const [program, ...options] = this.ssh.shell;
+    const execa = await loadExeca();
     const result = await execa(program, [...options, this.ssh.destination, script], { reject: false, stdin: 'ignore', ...(timeoutMs ? { timeout: timeoutMs } : {}) });
     const stderr = String(result.stderr ?? '').trim();
     if (result.timedOut) {
@@ -110,6 +111,7 @@ export class RemoteHost {
    */
   async push(source: string, remotePath: string, extra: string[] = []): Promise<void> {
     const args = ['-rlpt', ...extra, '-e', rsyncShellOption(this.ssh.shell), `--rsync-path=${this.rsyncPath}`, source, rsyncRemotePath(this.ssh.destination, remotePath)];
+    const execa = await loadExeca();
     const result = await execa('rsync', args, { reject: false, stdin: 'ignore' });
     if (result.failed && result.exitCode === undefined) {
       throw new HarborError(`cannot run rsync on this host: ${result.shortMessage ?? result.message}`, { hint: 'install rsync here (and on the destination host)' });

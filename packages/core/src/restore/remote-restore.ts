@@ -1,6 +1,5 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { Harbor } from '../harbor.js';
 import type { ServerHandle } from '../server-handle.js';
 import type { RecoveryEvent } from '../hooks.js';
@@ -10,6 +9,7 @@ import { assertTargetReachable, validateRecoveryTarget } from './recovery-target
 import { stageWalForRecovery, type StagedWal } from './stage-wal.js';
 import { parseSshCommand } from '../remote/ssh-command.js';
 import { RemoteHost, type RemoteDirState } from '../remote/remote-host.js';
+import { loadExeca } from '../lazy-execa.js';
 
 /**
  * Recovery onto another host, as `barman recover --remote-ssh-command`:
@@ -200,6 +200,7 @@ function assertUsable(dir: RemoteDirState, host: string): void {
 }
 
 async function assertLocalRsync(): Promise<void> {
+  const execa = await loadExeca();
   const result = await execa('rsync', ['--version'], { reject: false, stdin: 'ignore' });
   if (result.exitCode !== 0) throw new HarborError('rsync is not installed on this host', { hint: 'install rsync here and on the destination host' });
 }

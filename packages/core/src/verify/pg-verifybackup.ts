@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { Logger } from '../log.js';
 import type { ServerHandle } from '../server-handle.js';
 import type { BackupManifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { readAll } from '../storage/storage-io.js';
+import { loadExeca } from '../lazy-execa.js';
 
 export interface PgVerifybackupResult {
   ran: boolean;
@@ -32,6 +32,7 @@ export async function runPgVerifybackup(server: ServerHandle, repository: Reposi
   // Without the WAL in the backup there is nothing for pg_waldump to parse here (verify --wal checks the archive).
   const args = [...(backup.walIncluded ? [] : ['--no-parse-wal']), copyDir];
   logger.debug(`running ${tool} ${args.join(' ')}`);
+  const execa = await loadExeca();
   const result = await execa(tool, args, { reject: false, all: true, env: { ...process.env, LC_ALL: 'C' } });
   if ((result as { failed?: boolean; exitCode?: number }).exitCode === undefined && result.failed) {
     return { ran: false, skipped: `${tool} could not run: ${result.shortMessage}`, problems: [] };
