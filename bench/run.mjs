@@ -31,8 +31,9 @@ Options (each also settable by the environment variable in brackets):
   --target-root DIR  where repos, copies and restores go (TARGET_ROOT, default: the bench's own
                      directory under /var/tmp, on the same disk as the cluster)
   --cluster-root DIR where the sandbox cluster lives (CLUSTER_ROOT, default /var/tmp)
-  --restore-jobs L   pgharbor restore --jobs variants, e.g. "2 4" (RESTORE_JOBS, default "2 4");
-                     2 is pgharbor's default and is labelled pgharbor_restore, N is pgharbor_restore_jN
+  --restore-jobs L   pgharbor restore --jobs variants (RESTORE_JOBS, default "default 2 4"): "default"
+                     passes no --jobs (pgharbor's default) and is labelled pgharbor_restore, N is
+                     pgharbor_restore_jN
   --tests L          comma/space list of labels to run (TESTS, default all); dependencies are added
   --compression A    repository compression for pgharbor (COMPRESSION: none, lz4, zstd, gzip;
                      default: unset, i.e. pgharbor's default)
@@ -78,7 +79,8 @@ const P = {
   reps: positiveInt('REPS', flags.reps ?? env.REPS, 3),
   targetRoot: flags['target-root'] ?? env.TARGET_ROOT ?? '',
   clusterRoot: flags['cluster-root'] ?? env.CLUSTER_ROOT ?? (existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir()),
-  restoreJobs: [...new Set((flags['restore-jobs'] ?? env.RESTORE_JOBS ?? '2 4').split(/[\s,]+/).filter(Boolean).map((j) => positiveInt('RESTORE_JOBS', j)))],
+  // 0 stands for "default": no --jobs, what a user gets (4 for an uncompressed backup, 2 for a compressed one).
+  restoreJobs: [...new Set((flags['restore-jobs'] ?? env.RESTORE_JOBS ?? 'default 2 4').split(/[\s,]+/).filter(Boolean).map((j) => (j === 'default' ? 0 : positiveInt('RESTORE_JOBS', j))))],
   tests: (flags.tests ?? env.TESTS ?? '').split(/[\s,]+/).filter(Boolean),
   keep: flags.keep || truthy(env.PGHARBOR_BENCH_KEEP),
   datadir: flags.datadir ?? env.DATADIR ?? '',
@@ -95,7 +97,7 @@ function die(msg) {
 
 // ---------------------------------------------------------------- tests
 
-const restoreLabel = (jobs) => (jobs === 2 ? 'pgharbor_restore' : `pgharbor_restore_j${jobs}`);
+const restoreLabel = (jobs) => (jobs === 0 ? 'pgharbor_restore' : `pgharbor_restore_j${jobs}`);
 
 /** Backup phase: all read the cluster, write a fresh output. */
 const BACKUP_TESTS = ['pgharbor_backup', 'pgbb_plain', 'pgbb_tar', 'pgbb_tar_lz4', 'floor_tar_create'];
@@ -325,9 +327,9 @@ function summarize(rows, dataBytes) {
   if (P.compression === 'lz4') check('pgharbor_backup (lz4) / pgbb_tar_lz4', ratio('pgharbor_backup', 'pgbb_tar_lz4'), 1.3);
   else check('pgharbor_backup / pgbb_tar_lz4', ratio('pgharbor_backup', 'pgbb_tar_lz4'));
   if (P.compression === 'lz4' && stats.has('pgharbor_backup')) check('peak RSS pgharbor_backup (lz4) (MB = 10^6 B)', (stats.get('pgharbor_backup').rss * MiB) / 1e6, 150, 'MB');
-  for (const j of P.restoreJobs) check(`${restoreLabel(j)} / floor_tar_extract`, ratio(restoreLabel(j), 'floor_tar_extract'), j === 2 ? 1.3 : undefined);
+  for (const j of P.restoreJobs) check(`${restoreLabel(j)} / floor_tar_extract`, ratio(restoreLabel(j), 'floor_tar_extract'), j === 0 ? 1.3 : undefined);
   // issue 9: a restore of an lz4 backup within 1.5x of cp -a + sync of the data dir.
-  for (const j of P.restoreJobs) check(`${restoreLabel(j)} / floor_cp_a`, ratio(restoreLabel(j), 'floor_cp_a'), j === 2 && P.compression === 'lz4' ? 1.5 : undefined);
+  for (const j of P.restoreJobs) check(`${restoreLabel(j)} / floor_cp_a`, ratio(restoreLabel(j), 'floor_cp_a'), j === 0 && P.compression === 'lz4' ? 1.5 : undefined);
   for (const label of labels.filter((l) => l.startsWith('pgharbor_'))) {
     // issue 9 holds a restore of an lz4 backup to less memory than the others.
     const limit = P.compression === 'lz4' && label === restoreLabel(2) ? 150 : 200;
@@ -476,7 +478,7 @@ try {
         row = await measure(label, rep, ['sh', '-c', 'cp -a "$1/." "$2" && sync -f "$2"', 'sh', cluster.dataDir, dest]);
       } else {
         const jobs = P.restoreJobs.find((j) => restoreLabel(j) === label);
-        const jobArgs = jobs === 2 ? [] : ['--jobs', String(jobs)];
+        const jobArgs = jobs === 0 ? [] : ['--jobs', String(jobs)];
         row = await measure(label, rep, [process.execPath, CLI, '--config', configFile, '--json', 'restore', SERVER, 'latest', dest, ...jobArgs]);
       }
       row.out_bytes = duBytes(dest);

@@ -17,7 +17,7 @@ export function registerRestore(program: Command): void {
     .argument('<destination>', 'new or empty directory to restore the data directory into (with --delta: the existing, stopped data directory; with --remote-ssh-command: an absolute path on that host)')
     .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
     .option('--tablespace-map <name=path>', 'restore a tablespace (name or oid) into PATH instead of its original location; repeatable', collectMapping)
-    .option('--jobs <n>', 'bundles restored in parallel', parsePositiveInt, 2)
+    .option('--jobs <n>', 'bundles restored in parallel (default: 4 for a backup stored uncompressed and unencrypted, else 2)', parsePositiveInt)
     .option('--delta', 'refresh an existing data directory of the same cluster (PostgreSQL stopped): keep files whose checksum matches, rewrite the rest, remove extras')
     .option('--target-time <time>', 'recover up to this time, e.g. "2021-09-27 09:33:46.013798+00"')
     .option('--target-xid <xid>', 'recover up to this transaction id')
@@ -55,7 +55,7 @@ export function registerRestore(program: Command): void {
         cmd: {
           repo?: number;
           tablespaceMap?: Record<string, string>;
-          jobs: number;
+          jobs?: number;
           targetTime?: string;
           targetXid?: string;
           targetLsn?: string;
