@@ -244,10 +244,11 @@ function groupByBundle(repository: Repository, files: ManifestFile[], backupId: 
 /**
  * Bundles restored at once when `--jobs` is not given. Stored as they are,
  * the bytes only need hashing and writing: the disk is the limit, and more
- * writes in flight help (4 jobs ran 1.24-1.30x of the tar floor against
- * 1.47-1.63x with 2, in side-by-side runs at scale 100, for ~10 MB more
- * RSS). Compressed or encrypted, decoding keeps both cores busy with 2 jobs
- * already: 4 gained nothing with zstd and held frames for 35 MB more RSS.
+ * writes in flight can help. In three side-by-side runs at scale 100, 4 jobs
+ * ran 1.30x, 1.24x and 1.60x of the tar floor against 1.47x, 1.63x and 1.50x
+ * with 2 (this disk is that noisy), at the same RSS. Compressed or
+ * encrypted, decoding keeps both cores busy with 2 jobs already: 4 gained
+ * nothing with zstd and held frames for 35 MB more RSS.
  */
 export function defaultRestoreJobs(files: ManifestFile[]): number {
   return files.every((file) => file.compression === 'none' && file.encryption === 'none') ? 4 : 2;
