@@ -51,11 +51,17 @@ function record(label, rep, seconds, bytes, extra = '') {
 
 const root = await mkdtemp('/var/tmp/pgharbor-codec-bench-');
 await chownToPgUser(root);
-// pgBackRest's backup waits for its WAL in its own archive: archive_command pushes there
-// (into whichever repository the config names at the moment; pgharbor's backups fetch their WAL).
+// pgBackRest's backup waits for its WAL in its own archive: while pgBackRest runs, archive_command
+// pushes there (into the repository its config names at the moment). Otherwise it is `true`, so that
+// no backlog grows in pg_wal and the cp -a floor copies the same tree pgharbor restores (pgharbor's
+// backups fetch their WAL).
 const PGBACKREST = existsSync('/usr/bin/pgbackrest') && !process.env.NO_PGBACKREST ? '/usr/bin/pgbackrest' : undefined;
 const pgbrConf = path.join(root, 'pgbackrest.conf');
-const archiving = PGBACKREST ? { archive_mode: 'on', archive_command: `${PGBACKREST} --config=${pgbrConf} --stanza=bench archive-push %p` } : {};
+const archiving = PGBACKREST ? { archive_mode: 'on', archive_command: '/bin/true' } : {};
+const setArchiveCommand = async (command) => {
+  await cluster.query(`ALTER SYSTEM SET archive_command = '${command}'`);
+  await cluster.query('SELECT pg_reload_conf()');
+};
 const cluster = await createCluster({ rootDir: root, durable: true, settings: { wal_recycle: 'off', ...archiving } });
 try {
   console.log(`pgbench -i -s ${SCALE} ...`);
@@ -120,6 +126,7 @@ try {
     }
     // pgBackRest at the same settings: a fresh repository each time (stanza-create), process-max 2.
     const pgbrVariants = { none: 'compress-type=none', lz4: 'compress-type=lz4', 'zst-1': 'compress-type=zst\ncompress-level=1', 'zst-3': 'compress-type=zst\ncompress-level=3', 'gz-1': 'compress-type=gz\ncompress-level=1' };
+    if (PGBACKREST && !only) await setArchiveCommand(`${PGBACKREST} --config=${pgbrConf} --stanza=bench archive-push %p`);
     for (const [name, settings] of PGBACKREST && !only ? Object.entries(pgbrVariants) : []) {
       const dir = await mkdtemp(path.join(root, `pgbr-${name}-`));
       await chownToPgUser(dir);
@@ -137,9 +144,13 @@ try {
       await rm(dir, { recursive: true, force: true });
     }
     if (only) continue;
+    if (PGBACKREST) {
+      await setArchiveCommand('/bin/true');
+      await cluster.query('CHECKPOINT'); // the segments pgBackRest archived go: pg_wal as at the start
+    }
     const copy = path.join(root, 'cp-copy');
     const cp = time(['sh', '-c', 'cp -a "$1" "$2" && sync -f "$2"', 'sh', cluster.dataDir, copy]);
-    record('cp -a + sync', rep, cp.seconds, dataBytes);
+    record('cp -a + sync', rep, cp.seconds, du(copy)); // what was copied: the data dir as it is now
     await rm(copy, { recursive: true, force: true });
   }
   console.log('\nbest of', REPS, '(data dir', (dataBytes / MiB).toFixed(0), 'MiB):');
