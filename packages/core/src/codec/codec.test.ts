@@ -52,9 +52,9 @@ describe('stream codec', () => {
     }
   }
 
-  it('lz4 frames made of blocks: the lz4 tool and our decoder read them; random data is stored as it is', async () => {
+  it('lz4 frames made of blocks: the lz4 tool, lz4-napi and our decoder read them; random data is stored as it is', async () => {
     const lz4 = await loadCompressor('lz4');
-    const napi = createRequire(import.meta.url)('lz4-napi') as typeof import('lz4-napi');
+    const napi = createRequire(import.meta.url)('lz4-napi') as typeof import('lz4-napi'); // an independent reader (a devDependency)
     const random = randomBytes(300_000);
     const big = sample(9 * 1024 * 1024 + 7); // three blocks of at most 4 MiB
     for (const input of [data, random, big, Buffer.alloc(0)]) {
@@ -86,11 +86,13 @@ describe('stream codec', () => {
 });
 
 describe('lz4 decoder', () => {
-  it('decodes what lz4-napi writes, and fails cleanly on damaged frames', async () => {
+  const napi = createRequire(import.meta.url)('lz4-napi') as typeof import('lz4-napi');
+  it('decodes what we write and what lz4-napi wrote (older repositories), and fails cleanly on damaged frames', async () => {
     const lz4 = await loadCompressor('lz4');
     for (const data of [sample(FRAME_SIZE), Buffer.alloc(FRAME_SIZE, 7), randomBytes(100_000), Buffer.alloc(0), Buffer.from('x')]) {
       const frame = await lz4.compress(data, undefined);
       expect(decodeLz4Frame(frame).equals(data)).toBe(true);
+      expect(decodeLz4Frame(napi.compressFrameSync(data)).equals(data)).toBe(true); // what pgharbor 0.1 stored
     }
     const frame = await lz4.compress(sample(200_000), undefined);
     for (let i = 0; i < 300; i++) {

@@ -11,21 +11,24 @@ export const FRAME_SIZE = 1024 * 1024;
 const IN_FLIGHT = 3;
 
 /**
- * 1 MiB frame buffers kept for reuse. A backup cuts ~1,500 frames from
- * 1.5 GB; a fresh buffer per frame was garbage the size of the whole
- * backup, counted by V8 as external memory, and that external memory
- * (with the compressors' outputs) set off a full mark-compact every few
- * dozen frames. A frame goes back here as soon as its compression is done.
+ * 1 MiB frame buffers kept for reuse, per compressor (lz4's live in memory
+ * shared with its workers). A backup cuts ~1,500 frames from 1.5 GB; a
+ * fresh buffer per frame was garbage the size of the whole backup, counted
+ * by V8 as external memory, and that external memory (with the
+ * compressors' outputs) set off a full mark-compact every few dozen
+ * frames. A frame goes back as soon as its compression is done.
  */
-const framePool: Buffer[] = [];
+const framePools = new WeakMap<BlockCompressor, Buffer[]>();
 const POOL_MAX = 8;
 
-function acquireFrame(): Buffer {
-  return framePool.pop() ?? Buffer.allocUnsafeSlow(FRAME_SIZE);
+function acquireFrame(compressor: BlockCompressor): Buffer {
+  return framePools.get(compressor)?.pop() ?? compressor.newFrame?.(FRAME_SIZE) ?? Buffer.allocUnsafeSlow(FRAME_SIZE);
 }
 
-function releaseFrame(frame: Buffer): void {
-  if (framePool.length < POOL_MAX) framePool.push(frame);
+function releaseFrame(compressor: BlockCompressor, frame: Buffer): void {
+  let pool = framePools.get(compressor);
+  if (!pool) framePools.set(compressor, (pool = []));
+  if (pool.length < POOL_MAX) pool.push(frame);
 }
 
 /**
@@ -60,7 +63,7 @@ export class Encoder {
         at += FRAME_SIZE;
         continue;
       }
-      this.frame ??= acquireFrame();
+      this.frame ??= acquireFrame(this.compressor);
       const copied = chunk.copy(this.frame, this.filled, at, Math.min(chunk.length, at + FRAME_SIZE - this.filled));
       this.filled += copied;
       at += copied;
@@ -91,7 +94,7 @@ export class Encoder {
     const length = this.filled;
     this.frame = undefined;
     this.filled = 0;
-    await this.submit(frame.subarray(0, length), () => releaseFrame(frame));
+    await this.submit(frame.subarray(0, length), () => releaseFrame(this.compressor!, frame));
   }
 
   private async submit(frame: Buffer, release?: () => void): Promise<void> {
