@@ -3,7 +3,6 @@ import type { BundleWriter } from '../repository/bundle-writer.js';
 import type { ManifestFile } from '../repository/manifest.js';
 import type { IngestOptions } from './backup-method.js';
 import { readTar } from './tar-reader.js';
-import { readThrough } from '../memory/young-garbage.js';
 
 /**
  * Turn a tar stream (what PostgreSQL's BASE_BACKUP sends) into stored
@@ -25,7 +24,7 @@ export async function ingestTar(
   // and an error the stream reports after that (the child killed) must not crash us:
   // while we read, the iterator reports errors itself.
   tar.on('error', () => {});
-  for await (const { header, body } of readTar(counted(tar.iterator({ destroyOnReturn: false })))) {
+  for await (const { header, body } of readTar(tar.iterator({ destroyOnReturn: false }))) {
     const name = normalizeTarPath(header.name);
     const path = options.pathPrefix ? (name ? `${options.pathPrefix}/${name}` : options.pathPrefix) : name;
     const base = {
@@ -55,14 +54,6 @@ export async function ingestTar(
     // PostgreSQL sends only files, directories and symlinks: anything else is ignored.
   }
   return captured;
-}
-
-/** The stream's chunks, counted for young-garbage.ts. */
-async function* counted(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  for await (const chunk of chunks) {
-    readThrough(chunk.length);
-    yield chunk;
-  }
 }
 
 function normalizeTarPath(name: string): string {

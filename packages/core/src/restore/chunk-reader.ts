@@ -1,5 +1,3 @@
-import { readThrough } from '../memory/young-garbage.js';
-
 /**
  * Reads exact byte counts from a stream of chunks of any size: a bundle is
  * files back to back, and each file must get exactly its own bytes.
@@ -42,7 +40,6 @@ export class ChunkReader {
     }
     const { value, done } = await this.iterator.next();
     if (done) throw new Error('stored bundle ended early: it is truncated');
-    readThrough(value.length);
     return value;
   }
 
