@@ -11,11 +11,12 @@ import type { Repository } from '../repository/repository.js';
 import { resolveRestorableBackup } from './resolve-backup.js';
 import { ChunkReader } from './chunk-reader.js';
 import { OverlappedWrites } from './overlapped-writes.js';
+import { copyStoredFile } from './kernel-copy.js';
 import { prepareDestination, handOverOwnership, syncFilesystems } from './restore-destination.js';
 import { assertTargetReachable, hasTarget, pickBackupForTarget, validateRecoveryTarget, type RecoveryTarget } from './recovery-target.js';
 import { writeRecoveryConfig, type RecoveryConfigResult } from './recovery-config.js';
 import { hasArchivedWal } from '../archive/wal-archive.js';
-import { checkBackupReadable, decodeFile } from '../codec/backup-codec.js';
+import { checkBackupReadable, decodeFile, isEncoded } from '../codec/backup-codec.js';
 import { givePooledBuffer } from '../codec/buffer-pool.js';
 import { storedObjectKey } from '../repository/stored-object.js';
 import { checkDeltaTarget, finishDelta, planDelta, type DeltaSummary } from './delta-restore.js';
@@ -270,6 +271,12 @@ async function restoreBundle(
       await writeFile(targetOf(file), file, (async function* () {})());
       onFile(file);
     }
+    return;
+  }
+  const only = group.files.length === 1 ? group.files[0] : undefined;
+  const local = repository.storage.localPath?.(group.key);
+  if (only && local && !isEncoded(only) && (only.offset ?? 0) === 0 && (await copyStoredFile(local, targetOf(only), only))) {
+    onFile(only);
     return;
   }
   const first = group.files[0].offset ?? 0;

@@ -1,0 +1,63 @@
+import { createHash } from 'node:crypto';
+import { constants as fsConstants, promises as fs } from 'node:fs';
+import { HarborError } from '../errors.js';
+import type { ManifestFile } from '../repository/manifest.js';
+
+/** Reads for the checksum: two reused buffers, one hashed while the other fills. */
+const HASH_CHUNK = 1024 * 1024;
+
+/**
+ * A file stored as it is and alone in its object of a local repository (a
+ * big file gets a bundle of its own, an rsync tree one object per file) is
+ * copied by the kernel, as `cp` does (copy_file_range through libuv's
+ * copyfile), while the main thread reads the same object and hashes it:
+ * the bytes never pass through JavaScript on their way to the target. A
+ * scale-100 pgbench database keeps 1.5 of its 1.53 GB in three such files.
+ * The checksum is of the stored object, the copy's source: a mismatch
+ * stops the restore naming the file, as for any other file.
+ *
+ * Returns false (nothing done) when the object is not exactly the file.
+ */
+export async function copyStoredFile(source: string, target: string, file: ManifestFile): Promise<boolean> {
+  const stat = await fs.stat(source).catch(() => undefined);
+  if (!stat?.isFile() || stat.size !== file.size) return false;
+  // COPYFILE_EXCL: never write over something that was already there.
+  const copied = fs.copyFile(source, target, fsConstants.COPYFILE_EXCL);
+  copied.catch(() => {}); // awaited below, after the hash; never unhandled meanwhile
+  let actual: string;
+  try {
+    actual = await hashFile(source);
+  } finally {
+    await copied.catch(() => {}); // the copy must have stopped before we report anything
+  }
+  await copied;
+  if (file.sha256 && actual !== file.sha256) {
+    throw new HarborError(`file ${file.path} does not match its checksum (expected sha256 ${file.sha256}, got ${actual})`, {
+      hint: 'the repository copy is damaged; restore an older backup',
+    });
+  }
+  await fs.chmod(target, file.mode & 0o777 || 0o600); // copyfile gave it the repository's 0600
+  if (file.mtime) await fs.utimes(target, file.mtime, file.mtime);
+  return true;
+}
+
+async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  const handle = await fs.open(file, 'r');
+  try {
+    const buffers = [Buffer.allocUnsafe(HASH_CHUNK), Buffer.allocUnsafe(HASH_CHUNK)];
+    let position = 0;
+    let next = handle.read(buffers[0], 0, HASH_CHUNK, 0);
+    for (let index = 0; ; index++) {
+      const { bytesRead } = await next;
+      if (bytesRead === 0) break;
+      const chunk = buffers[index % 2].subarray(0, bytesRead);
+      position += bytesRead;
+      next = handle.read(buffers[(index + 1) % 2], 0, HASH_CHUNK, position); // the next read runs while this one is hashed
+      hash.update(chunk);
+    }
+    return hash.digest('hex');
+  } finally {
+    await handle.close();
+  }
+}
