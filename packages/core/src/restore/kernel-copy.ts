@@ -21,8 +21,9 @@ const HASH_CHUNK = 1024 * 1024;
 export async function copyStoredFile(source: string, target: string, file: ManifestFile): Promise<boolean> {
   const stat = await fs.stat(source).catch(() => undefined);
   if (!stat?.isFile() || stat.size !== file.size) return false;
-  // COPYFILE_EXCL: never write over something that was already there.
-  const copied = fs.copyFile(source, target, fsConstants.COPYFILE_EXCL);
+  // COPYFILE_EXCL: never write over something that was already there. The copy is flushed to disk at
+  // once, while the hash goes on: the restore's closing syncfs then finds these pages clean.
+  const copied = fs.copyFile(source, target, fsConstants.COPYFILE_EXCL).then(() => flush(target));
   copied.catch(() => {}); // awaited below, after the hash; never unhandled meanwhile
   let actual: string;
   try {
@@ -39,6 +40,15 @@ export async function copyStoredFile(source: string, target: string, file: Manif
   await fs.chmod(target, file.mode & 0o777 || 0o600); // copyfile gave it the repository's 0600
   if (file.mtime) await fs.utimes(target, file.mtime, file.mtime);
   return true;
+}
+
+async function flush(file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
 }
 
 async function hashFile(file: string): Promise<string> {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { closeSync, constants as fsConstants, futimesSync, openSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Harbor } from '../harbor.js';
@@ -296,7 +296,17 @@ async function restoreBundle(
   }
 }
 
+/**
+ * Files up to this size are written with synchronous calls, tar's way: a
+ * backup holds about a thousand small files, and four awaited thread-pool
+ * round trips each (open, write, utimes, close) made them take 2 s of a
+ * 3 s restore while the main thread hashed the big files; written from
+ * the page cache, they cost ~0.1 ms each.
+ */
+const SMALL_FILE = 256 * 1024;
+
 async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterable<Buffer>): Promise<void> {
+  if (file.size <= SMALL_FILE) return writeSmallFile(target, file, chunks);
   const hash = createHash('sha256');
   // O_EXCL: never write over something that was already there.
   const handle = await fs.open(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, file.mode & 0o777 || 0o600);
@@ -307,16 +317,41 @@ async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterab
       await writes.write(chunk);
     }
     await writes.drain();
-    const actual = hash.digest('hex');
-    if (file.sha256 && actual !== file.sha256) {
-      throw new HarborError(`file ${file.path} does not match its checksum (expected sha256 ${file.sha256}, got ${actual})`, {
-        hint: 'the repository copy is damaged; restore an older backup',
-      });
-    }
+    checkDigest(file, hash.digest('hex'));
     if (file.mtime) await handle.utimes(file.mtime, file.mtime);
   } finally {
     await writes.settle(); // never close the handle under a write still running
     await handle.close();
+  }
+}
+
+/** A small file: read and checked whole, then written at once (nothing is written when it does not match). */
+async function writeSmallFile(target: string, file: ManifestFile, chunks: AsyncIterable<Buffer>): Promise<void> {
+  const hash = createHash('sha256');
+  const parts: Buffer[] = [];
+  for await (const chunk of chunks) {
+    hash.update(chunk);
+    parts.push(chunk);
+  }
+  checkDigest(file, hash.digest('hex'));
+  // O_EXCL: never write over something that was already there.
+  const fd = openSync(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, file.mode & 0o777 || 0o600);
+  try {
+    for (const part of parts) {
+      for (let at = 0; at < part.length; ) at += writeSync(fd, part, at, part.length - at);
+    }
+    if (file.mtime) futimesSync(fd, file.mtime, file.mtime);
+  } finally {
+    closeSync(fd);
+    for (const part of parts) givePooledBuffer(part); // decoded frames go back to the decoder's pool
+  }
+}
+
+function checkDigest(file: ManifestFile, actual: string): void {
+  if (file.sha256 && actual !== file.sha256) {
+    throw new HarborError(`file ${file.path} does not match its checksum (expected sha256 ${file.sha256}, got ${actual})`, {
+      hint: 'the repository copy is damaged; restore an older backup',
+    });
   }
 }
 
