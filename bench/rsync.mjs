@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { createCluster, chownToPgUser, pgOsUser, startSshd } from '@pgharbor/sandbox';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(REPO_ROOT, 'packages/cli/dist/bin.js');
+const CLI = path.join(REPO_ROOT, 'packages/cli/dist/bin.cjs');
 const SCALE = Number(process.env.SCALE ?? 50);
 const PARTITIONS = Number(process.env.PARTITIONS ?? 100);
 const JOBS = Number(process.env.JOBS ?? 1);

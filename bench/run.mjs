@@ -3,7 +3,7 @@
 // on a throwaway durable PostgreSQL 15 cluster. See bench/README.md.
 //
 // Plain ESM, no build step of its own: it needs the project built (`npx tsc -b tsconfig.build.json`)
-// for packages/cli/dist/bin.js and @pgharbor/sandbox.
+// for packages/cli/dist/bin.cjs and @pgharbor/sandbox.
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +16,7 @@ import { createCluster, startExistingCluster, chownToPgUser, pgOsUser } from '@p
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // PGHARBOR_CLI: time another build of the CLI (e.g. a scratch copy with a prototype fix) against the same anchors.
-const CLI = path.resolve(process.env.PGHARBOR_CLI || path.join(REPO_ROOT, 'packages/cli/dist/bin.js'));
+const CLI = path.resolve(process.env.PGHARBOR_CLI || path.join(REPO_ROOT, 'packages/cli/dist/bin.cjs'));
 const TIME = '/usr/bin/time';
 const MiB = 1024 * 1024;
 const SERVER = 'bench';
@@ -40,7 +40,7 @@ Options (each also settable by the environment variable in brackets):
   --keep             keep the cluster data dir and the target dir at the end (PGHARBOR_BENCH_KEEP=1)
   --datadir DIR      reuse a data dir kept by an earlier --keep run instead of pgbench -i (DATADIR)
   --results DIR      results directory (RESULTS_DIR, default .bench-results/<timestamp>)
-  (PGHARBOR_CLI=path/to/bin.js times another build of the CLI, e.g. a scratch copy with a fix)
+  (PGHARBOR_CLI=path/to/bin.cjs times another build of the CLI, e.g. a scratch copy with a fix)
   (QUIET_PSI=N [QUIET_WAIT=S]: before each measured command, wait up to S s (120) for CPU pressure < N%)
   -h, --help`;
 

@@ -107,7 +107,7 @@ async function backupBench(root, s3, sshd) {
       `      - { type: sftp, name: sftp, host: ${sshd.host}, port: ${sshd.port}, user: ${sshd.user}, path: "${path.join(root, 'sftp')}", private_key_file: "${sshd.clientKeyFile}", known_hosts_file: "${sshd.knownHostsFile}" }`,
       '',
     ].join('\n'));
-    const cli = path.join(here, '../packages/cli/dist/bin.js');
+    const cli = path.join(here, '../packages/cli/dist/bin.cjs');
     const pgharbor = (...args) => execFileSync(process.execPath, [cli, '--config', configFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const mib = Number(bytes) / MiB;
     console.log(`pgbench scale ${scale}: ${mib.toFixed(0)} MiB of databases, ${REPS} repetitions, ${os.cpus().length} cores; repository compression: pgharbor's default; MiB/s (median)`);

@@ -18,7 +18,7 @@ import { createCluster, chownToPgUser, pgOsUser } from '@pgharbor/sandbox';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 // PGHARBOR_CLI: time another build (a copy of an older commit) against the same anchors.
-const CLI = process.env.PGHARBOR_CLI ?? path.join(REPO_ROOT, 'packages/cli/dist/bin.js');
+const CLI = process.env.PGHARBOR_CLI ?? path.join(REPO_ROOT, 'packages/cli/dist/bin.cjs');
 const SEGMENTS = Number(process.env.WAL_SEGMENTS ?? 20);
 const PASSES = Number(process.env.WALPUSH_PASSES ?? 2);
 const ASYNC_SECONDS = Number(process.env.ASYNC_SECONDS ?? 30);

@@ -3,7 +3,7 @@
 # e.g.  SCALE=100 REPS=5 npm run bench     or     npm run bench -- --scale 5 --reps 1
 set -e
 cd "$(dirname "$0")/.."
-if [ ! -f packages/cli/dist/bin.js ] || [ ! -f packages/sandbox/dist/index.js ]; then
+if [ ! -f packages/cli/dist/bin.cjs ] || [ ! -f packages/sandbox/dist/index.js ]; then
   echo "bench: building the project first (npx tsc -b tsconfig.build.json)" >&2
   npx tsc -b tsconfig.build.json
 fi

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { createCluster, startExistingCluster, chownToPgUser, pgOsUser, pgBinDir } from '@pgharbor/sandbox';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = path.join(ROOT, 'packages/cli/dist/bin.js');
+const CLI = path.join(ROOT, 'packages/cli/dist/bin.cjs');
 const SCALE = Number(process.env.SCALE ?? 50);
 const REPS = Number(process.env.REPS ?? 2);
 const MiB = 1024 * 1024;

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 scripts/install-system-deps.sh
 [ -d node_modules ] || npm ci
 npm run build --silent
-exec node packages/cli/dist/bin.js demo "$@"
+exec node packages/cli/dist/bin.cjs demo "$@"

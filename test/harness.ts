@@ -6,7 +6,7 @@ import { execa, type ResultPromise } from 'execa';
 import { chownToPgUser, createCluster, pgOsUser, startExistingCluster, type SandboxCluster, type SandboxClusterOptions } from '@pgharbor/sandbox';
 
 /** The built CLI, run as a user would run it. */
-export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../packages/cli/dist/bin.js');
+export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../packages/cli/dist/bin.cjs');
 
 export interface CliResult {
   exitCode: number;

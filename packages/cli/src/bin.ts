@@ -1,25 +1,32 @@
 #!/usr/bin/env node
-// archive-push/archive-get run once per WAL segment: try the bundled lean
-// entry first (see wal-command.ts), everything else goes to the full CLI.
-// async-confirm.js and wal-bundle.js are tiny (and load node:crypto only when called): static
-// imports cost less than a second module job.
+// The `pgharbor` command. The build bundles this file into dist/bin.cjs,
+// the installed binary: CommonJS, because Node starts a CommonJS entry ~5
+// ms sooner than an ES module graph, and archive-push/archive-get run once
+// per WAL segment while PostgreSQL waits. Those two try the bundled lean
+// entry first (see wal-command.ts); everything else goes to the full CLI.
+// async-confirm.js and wal-bundle.js are tiny (and load node:crypto only
+// when called).
 import { confirmFromSpool } from './async-confirm.js';
 import { loadWalBundle } from './wal-bundle.js';
 
-const hot = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
-let code: number | undefined;
-// With archive_async, most calls only confirm a stored segment: try that before loading anything.
-if (hot) code = confirmFromSpool(process.argv);
-if (hot && code === undefined) {
-  // The bundle of wal-command.ts, with V8's code cache (wal-bundle.ts); absent after a tsc-only build.
-  const bundle = loadWalBundle();
-  if (bundle) code = await bundle.exports.runWalCommand(process.argv);
+async function run(): Promise<void> {
+  const hot = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
+  let code: number | undefined;
+  // With archive_async, most calls only confirm a stored segment: try that before loading anything.
+  if (hot) code = confirmFromSpool(process.argv);
+  if (hot && code === undefined) {
+    // The bundle of wal-command.ts, with V8's code cache (wal-bundle.ts); absent after a tsc-only build.
+    const bundle = loadWalBundle();
+    if (bundle) code = await bundle.exports.runWalCommand(process.argv);
+  }
+  if (code === undefined) {
+    const { main } = await import('./main.js');
+    code = await main(process.argv);
+  }
+  process.exitCode = code;
+  // PostgreSQL waits for archive_command/restore_command: once the work is done, nothing (a plugin's
+  // idle socket, a timer) may keep the process alive.
+  if (hot) setImmediate(() => process.exit(code));
 }
-if (code === undefined) {
-  const { main } = await import('./main.js');
-  code = await main(process.argv);
-}
-process.exitCode = code;
-// PostgreSQL waits for archive_command/restore_command: once the work is done, nothing (a plugin's
-// idle socket, a timer) may keep the process alive.
-if (hot) setImmediate(() => process.exit(code));
+
+void run();

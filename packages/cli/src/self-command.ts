@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 /** The pgharbor binary as this process was started: the same one must serve restore_command. */
 export function selfCommand(): string[] {
-  const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'bin.js');
+  const bin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 'bin.cjs');
   return [process.execPath, bin];
 }
 

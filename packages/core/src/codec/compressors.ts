@@ -3,7 +3,6 @@ import { HarborError, errorMessage } from '../errors.js';
 import type { CompressionAlgorithm } from './codec-settings.js';
 import { decodeLz4Frame } from './lz4-decode.js';
 import { loadLz4 } from './lz4-frame.js';
-import { Lz4WorkerPool } from './lz4-workers.js';
 
 /**
  * The compression libraries, loaded on first use only (the WAL hot path
@@ -63,6 +62,8 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
   }
   if (algorithm === 'lz4') {
     loadLz4(); // fails here, with the hint above, if the package is missing
+    // Imported here: node:worker_threads costs every archive-push start-up ~0.5 ms, and it never starts a worker.
+    const { Lz4WorkerPool } = await import('./lz4-workers.js');
     const workers = new Lz4WorkerPool();
     return { algorithm, compress: (block) => workers.compress(block), newFrame: (size) => workers.newFrame(size), decompress: async (frame) => decodeLz4Frame(frame), decompressSync: decodeLz4Frame };
   }
