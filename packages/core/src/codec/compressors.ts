@@ -12,9 +12,10 @@ import { loadLz4 } from './lz4-frame.js';
  *   concatenation).
  * - lz4: `lz4-wasm-nodejs` (lz4_flex built for WebAssembly: nothing
  *   native to install): LZ4 frames, readable by the `lz4` command-line
- *   tool, written by lz4-frame.ts (see there why not a native addon), on
- *   worker threads for long streams (lz4-workers.ts). Decompressed by
- *   lz4-decode.ts.
+ *   tool, written by lz4-frame.ts (see there why not a native addon for
+ *   long streams), on worker threads (lz4-workers.ts); the first 32 MiB of
+ *   a stream, and every WAL segment archive-push stores, through lz4-napi on
+ *   libuv's thread pool (lz4-native.ts). Decompressed by lz4-decode.ts.
  * - zstd: `@mongodb-js/zstd` 1.x (libzstd via napi-rs, prebuilt binaries
  *   in the npm registry): zstd frames, readable by the `zstd` tool. Its
  *   index.js drops the level argument, so the napi binding is called
@@ -64,7 +65,8 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
     loadLz4(); // fails here, with the hint above, if the package is missing
     // Imported here: node:worker_threads costs every archive-push start-up ~0.5 ms, and it never starts a worker.
     const { Lz4WorkerPool } = await import('./lz4-workers.js');
-    const workers = new Lz4WorkerPool();
+    const { compressLz4FrameNative } = await import('./lz4-native.js');
+    const workers = new Lz4WorkerPool(undefined, undefined, undefined, compressLz4FrameNative);
     return { algorithm, compress: (block) => workers.compress(block), newFrame: (size) => workers.newFrame(size), decompress: async (frame) => decodeLz4Frame(frame), decompressSync: decodeLz4Frame };
   }
   const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };

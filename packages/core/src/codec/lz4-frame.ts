@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
  * lz4-workers.ts moves long streams off the main thread.
  */
 const FRAME_HEADER = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73]); // magic, FLG 0x60 (v1, independent blocks), BD 0x70 (4 MiB), header checksum (xxh32 >> 8)
-const MAX_BLOCK = 4 << 20;
+export const MAX_BLOCK = 4 << 20;
 const UNCOMPRESSED = 0x80000000;
 
 /** The largest frame for `size` bytes: every block stored as it is, at worst. */
@@ -61,16 +61,7 @@ export function writeLz4Frame(data: Uint8Array, out: Uint8Array): number {
       new Uint8Array(lz4.memory.buffer, input, block.length).set(block);
       lz4.compress(retptr, input, block.length);
       const [output, length] = new Int32Array(lz4.memory.buffer, retptr, 2);
-      const raw = length - 4;
-      if (raw < block.length) {
-        view.setUint32(at, raw, true);
-        out.set(new Uint8Array(lz4.memory.buffer, output + 4, raw), at + 4);
-        at += 4 + raw;
-      } else {
-        view.setUint32(at, (block.length | UNCOMPRESSED) >>> 0, true);
-        out.set(block, at + 4);
-        at += 4 + block.length;
-      }
+      at = putBlock(out, view, at, block, new Uint8Array(lz4.memory.buffer, output + 4, length - 4));
       lz4.__wbindgen_free(output, length);
     } finally {
       lz4.__wbindgen_add_to_stack_pointer(16);
@@ -78,6 +69,30 @@ export function writeLz4Frame(data: Uint8Array, out: Uint8Array): number {
   }
   view.setUint32(at, 0, true); // end mark
   return at + 4;
+}
+
+/** A frame of blocks compressed elsewhere (lz4-native.ts): `raws[i]` is block i compressed, without a size prefix. */
+export function lz4FrameFromBlocks(blocks: Uint8Array[], raws: Uint8Array[]): Buffer {
+  const size = blocks.reduce((sum, block, i) => sum + 4 + Math.min(block.length, raws[i].length), FRAME_HEADER.length + 4);
+  const out = Buffer.allocUnsafe(size);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  out.set(FRAME_HEADER, 0);
+  let at = FRAME_HEADER.length;
+  blocks.forEach((block, i) => (at = putBlock(out, view, at, block, raws[i])));
+  view.setUint32(at, 0, true); // end mark
+  return out;
+}
+
+/** One block at `at`: its compressed bytes, or the block itself when compressing did not make it smaller. */
+function putBlock(out: Uint8Array, view: DataView, at: number, block: Uint8Array, raw: Uint8Array): number {
+  if (raw.length < block.length) {
+    view.setUint32(at, raw.length, true);
+    out.set(raw, at + 4);
+    return at + 4 + raw.length;
+  }
+  view.setUint32(at, (block.length | UNCOMPRESSED) >>> 0, true);
+  out.set(block, at + 4);
+  return at + 4 + block.length;
 }
 
 /** Scratch space for compressLz4Frame, kept between calls (frames are ≤ 1 MiB but for a caller's whole buffer). */

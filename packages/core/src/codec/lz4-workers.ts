@@ -39,7 +39,8 @@ interface Pending {
  * other is copied into a free slot first; the frame is copied out once.
  * The workers hold the process open only while they have work. When a
  * worker cannot start or dies, compression goes on on the calling thread:
- * slower, never wrong.
+ * slower, never wrong. Before the workers start, `compressHere` compresses
+ * (lz4-native.ts: fastest for a WAL segment or two).
  */
 export class Lz4WorkerPool {
   private readonly workers: Worker[] = [];
@@ -56,6 +57,8 @@ export class Lz4WorkerPool {
     private readonly workerFile: string | undefined = defaultWorkerFile(),
     private readonly size = Math.max(1, Math.min(2, availableParallelism() - 1)),
     private readonly startAfter = START_AFTER,
+    /** Until the workers start (or without a worker file: archive-push runs from a bundle). */
+    private readonly compressHere: (block: Buffer) => Promise<Buffer> = async (block) => compressLz4Frame(block),
   ) {}
 
   /** A buffer of `size` bytes for collecting a block in, compressed without a copy (when it fits a slot). */
@@ -67,10 +70,11 @@ export class Lz4WorkerPool {
 
   /** One LZ4 frame holding `block`. */
   compress(block: Buffer): Promise<Buffer> {
-    if (!this.workerFile || this.broken || block.length > SLOT_BYTES || this.compressedHere < this.startAfter) {
+    if (!this.workerFile || this.compressedHere < this.startAfter) {
       this.compressedHere += block.length;
-      return Promise.resolve(compressLz4Frame(block));
+      return this.compressHere(block);
     }
+    if (this.broken || block.length > SLOT_BYTES) return Promise.resolve(compressLz4Frame(block));
     this.start();
     let slot = block.byteOffset === 0 ? this.slotByInput.get(block.buffer) : undefined;
     if (!slot) {
