@@ -1,57 +1,132 @@
 import { POOLED_SIZE, givePooledBuffer, takePooledBuffer } from './buffer-pool.js';
+import { OUT_OF_ROOM, decodeLz4Block } from './lz4-block-decode.js';
+import { xxh32 } from './xxh32.js';
 
 /**
  * An LZ4 frame decoder in plain TypeScript (LZ4 Frame Format 1.6 and the
- * LZ4 block format), for reading back what lz4-napi wrote.
+ * LZ4 block format), for reading back the frames lz4-frame.ts writes (and
+ * any other writer's: the `lz4` tool's, lz4-napi's), on the main thread.
  *
- * Why not lz4-napi's own decompressFrame: its output buffers are allocated
- * by Rust on libuv's threads and never reported to V8, so the garbage
+ * Why not lz4-napi's decompressFrame: its output buffers are allocated by
+ * Rust on libuv's threads and never reported to V8, so the garbage
  * collector feels no pressure and glibc keeps the freed memory in
  * per-thread arenas: a restore of an lz4 backup peaked at 340+ MiB RSS
- * against 180 MiB with zstd. Decoding here allocates ordinary Node
- * buffers (accounted, collected, pooled) at about the speed of the native
- * call (measured below 1 ms per MiB here), on the main thread. The output
- * is a buffer of buffer-pool.ts: give it back once its bytes are used.
+ * against 180 MiB with zstd. Here the output is a buffer of buffer-pool.ts
+ * (give it back once its bytes are used) and nothing else is allocated for
+ * a frame of up to 1 MiB, the most pgharbor writes in one.
+ *
+ * Why not lz4_flex in WebAssembly (lz4-wasm-nodejs 0.9.2, which
+ * lz4-frame.ts compresses with), called through its raw exports and
+ * copied straight into the pooled buffer: slower on heap pages, no faster
+ * on index pages, and unsafe on damaged ones. 1 MiB frames of pgbench
+ * scale-100 files, MiB/s of output per CPU second, same machine, same run
+ * (best of 3 passes, median of 3 runs):
+ *
+ *                                     heap (long runs)   pkey index (short matches)
+ *   this decoder                           3,340               1,630
+ *   lz4_flex in WebAssembly                2,240               1,400
+ *   (same, told each block's size)         2,440               1,930
+ *   the decoder before this one            2,500                 610
+ *
+ * - Its decompress wants each block's exact decoded size in front of it
+ *   (a larger one fails: "the expected decompressed size differs"), and
+ *   pgharbor's frames carry no content size: finding it takes a pass over
+ *   the block's sequences first, which costs as much as this decoder's own
+ *   parsing. Even told the size, it is slower on heap pages.
+ * - lz4_flex 0.9.2 predates later fixes to its match offset checks
+ *   (RUSTSEC-2026-0041; the checked-decode fixes of 2023): a block
+ *   whose match offset is 0 decodes without an error to bytes left in the
+ *   module's memory by earlier calls (tried: part of an earlier error
+ *   message came out). That memory is shared with compression.
+ * - Each error it returns stays referenced by its wasm-bindgen glue for good.
+ * - Its memory grows on the first 1 MiB call, which detaches an
+ *   ArrayBuffer: all typed-array code of the process runs 30% slower from
+ *   then on (see lz4-block-decode.ts).
+ *
+ * What makes this one fast on short matches (it was a method call per
+ * sequence and byte loops): see lz4-block-decode.ts.
+ *
+ * Checksums are verified where a frame has them (the header's always;
+ * blocks' and content's when flagged), and so is the content size, so a
+ * damaged frame throws rather than decode to other bytes whenever it can
+ * tell; pgharbor's own frames have none of these but the header's (the
+ * restore's sha256 of every file catches the rest).
  */
 export function decodeLz4Frame(frame: Buffer): Buffer {
   if (frame.length < 7 || frame.readUInt32LE(0) !== 0x184d2204) throw new Error('not an lz4 frame');
   const flg = frame[4];
   const bd = frame[5];
   if (flg >> 6 !== 1) throw new Error(`lz4 frame version ${flg >> 6} is not supported`);
+  const independent = (flg >> 5) & 1;
   const blockChecksum = (flg >> 4) & 1;
   const hasContentSize = (flg >> 3) & 1;
   const contentChecksum = (flg >> 2) & 1;
-  const dictId = flg & 1;
-  if (dictId) throw new Error('lz4 frames with a dictionary are not supported');
-  const maxBlock = [0, 0, 0, 0, 64 << 10, 256 << 10, 1 << 20, 4 << 20][(bd >> 4) & 7];
+  if (flg & 1) throw new Error('lz4 frames with a dictionary are not supported');
+  const maxBlock = BLOCK_SIZES[(bd >> 4) & 7];
   if (!maxBlock) throw new Error('lz4 frame has an invalid block size');
-  let pos = 6;
-  let capacity: number | undefined;
-  if (hasContentSize) {
-    capacity = Number(frame.readBigUInt64LE(6));
-    pos += 8;
+  const headerEnd = hasContentSize ? 15 : 7;
+  if (frame.length < headerEnd) throw new Error('lz4 frame is truncated');
+  if (((xxh32(frame, 4, headerEnd - 1) >>> 8) & 0xff) !== frame[headerEnd - 1]) throw new Error('lz4 frame header is damaged (checksum)');
+  // A content size is only a hint for the output's size until checked at the end (a damaged one must not allocate gigabytes).
+  const contentSize = hasContentSize ? frame.readUInt32LE(10) * 2 ** 32 + frame.readUInt32LE(6) : -1;
+
+  // Locals rather than an object: nothing but the output is allocated per frame.
+  let out: Buffer;
+  let view: DataView;
+  if (contentSize > POOLED_SIZE && contentSize <= MAX_OUTPUT && contentSize <= outputBound(frame, headerEnd, maxBlock, blockChecksum)) {
+    out = Buffer.allocUnsafe(contentSize);
+    view = viewOf(out);
+  } else {
+    out = takePooledBuffer();
+    view = pooledView(out);
   }
-  pos += 1; // header checksum
-  // Without a content size (lz4-napi writes none), start at the frame size pgharbor writes (1 MiB) unless
-  // the block headers promise less: growing from 64 KiB by doubling copied each frame four times over.
-  const out = new Output(capacity ?? Math.min(POOLED_SIZE, outputBound(frame, pos, maxBlock, blockChecksum)));
+  let op = 0;
+  let pos = headerEnd;
   for (;;) {
     if (pos + 4 > frame.length) throw new Error('lz4 frame is truncated');
     const word = frame.readUInt32LE(pos);
     pos += 4;
-    if (word === 0) break;
+    if (word === 0) break; // end mark
     const size = word & 0x7fffffff;
-    if (size > maxBlock || pos + size > frame.length) throw new Error('lz4 block is damaged or truncated');
-    if (word & 0x80000000) out.literal(frame, pos, size);
-    else decodeBlock(frame, pos, pos + size, out);
-    pos += size + (blockChecksum ? 4 : 0);
+    const next = pos + size + (blockChecksum ? 4 : 0);
+    if (size > maxBlock || next > frame.length) throw new Error('lz4 block is damaged or truncated');
+    if (blockChecksum && xxh32(frame, pos, pos + size) !== frame.readUInt32LE(pos + size)) throw new Error('lz4 block is damaged (checksum)');
+    if (word & 0x80000000) {
+      // stored as it is
+      if (size > out.length - op) view = viewOf((out = grown(out, op, op + size)));
+      frame.copy(out, op, pos, pos + size);
+      op += size;
+    } else {
+      // At most maxBlock bytes; if the output has less room left, it grows and the block is decoded again.
+      const limit = op + maxBlock;
+      for (;;) {
+        const end = decodeLz4Block(frame, pos, pos + size, out, view, op, Math.min(limit, out.length), independent ? op : 0);
+        if (end !== OUT_OF_ROOM) {
+          op = end;
+          break;
+        }
+        if (out.length >= limit) throw new Error("lz4 block is damaged (decodes to more than the frame's block size)");
+        if (out.length >= MAX_OUTPUT) throw new Error(`lz4 frame decodes to more than ${MAX_OUTPUT} bytes (damaged?)`);
+        view = viewOf((out = grown(out, op, Math.min(limit, MAX_OUTPUT))));
+      }
+    }
+    pos = next;
   }
-  if (contentChecksum) pos += 4;
+  if (contentChecksum) {
+    if (pos + 4 > frame.length) throw new Error('lz4 frame is truncated');
+    if (xxh32(out, 0, op) !== frame.readUInt32LE(pos)) throw new Error('lz4 frame is damaged (content checksum)');
+    pos += 4;
+  }
   if (pos !== frame.length) throw new Error('lz4 frame has trailing bytes');
-  return out.result();
+  if (hasContentSize && op !== contentSize) throw new Error(`lz4 frame is damaged (${op} bytes where its header says ${contentSize})`);
+  return op === out.length ? out : out.subarray(0, op);
 }
 
-/** Upper bound of a frame's decoded size: each block decodes to at most the frame's block size, a stored block to its own size. */
+const BLOCK_SIZES = [0, 0, 0, 0, 64 << 10, 256 << 10, 1 << 20, 4 << 20];
+/** The most one frame may decode to: far beyond any writer's frames, and it keeps lz4-block-decode.ts's offsets in int32. */
+const MAX_OUTPUT = 1 << 30;
+
+/** Most a frame's blocks can decode to: each block at most the frame's block size, a stored block its own size. */
 function outputBound(frame: Buffer, pos: number, maxBlock: number, blockChecksum: number): number {
   let bound = 0;
   while (pos + 4 <= frame.length) {
@@ -64,93 +139,25 @@ function outputBound(frame: Buffer, pos: number, maxBlock: number, blockChecksum
   return bound;
 }
 
-class Output {
-  buf: Buffer;
-  length = 0;
-
-  constructor(capacity: number) {
-    // Frames as pgharbor writes them (≤ 1 MiB) decode into reusable buffers; see buffer-pool.ts.
-    this.buf = capacity <= POOLED_SIZE ? takePooledBuffer() : Buffer.allocUnsafe(capacity);
-  }
-
-  reserve(extra: number): void {
-    const need = this.length + extra;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
-    const grown = Buffer.allocUnsafe(size);
-    this.buf.copy(grown, 0, 0, this.length);
-    givePooledBuffer(this.buf);
-    this.buf = grown;
-  }
-
-  literal(src: Buffer, start: number, count: number): void {
-    this.reserve(count);
-    const buf = this.buf;
-    if (count < 32) {
-      let op = this.length;
-      for (let i = 0; i < count; i++) buf[op++] = src[start + i];
-    } else src.copy(buf, this.length, start, start + count);
-    this.length += count;
-  }
-
-  match(offset: number, count: number): void {
-    if (offset === 0 || offset > this.length) throw new Error('lz4 block is damaged (match offset out of range)');
-    this.reserve(count);
-    const buf = this.buf;
-    let op = this.length;
-    const from = op - offset;
-    if (count < 32) {
-      for (let i = 0; i < count; i++) buf[op + i] = buf[from + i];
-    } else if (offset >= count) {
-      buf.copyWithin(op, from, from + count);
-    } else {
-      // Overlapping: the pattern doubles with every copy.
-      let left = count;
-      while (left > 0) {
-        const n = Math.min(left, op - from);
-        buf.copyWithin(op, from, from + n);
-        op += n;
-        left -= n;
-      }
-    }
-    this.length += count;
-  }
-
-  result(): Buffer {
-    return this.length === this.buf.length ? this.buf : this.buf.subarray(0, this.length);
-  }
+/** A buffer of at least `need` bytes (1.5x at least: frames of many blocks are copied a few times only) holding out[0, length). */
+function grown(out: Buffer, length: number, need: number): Buffer {
+  if (need > MAX_OUTPUT) throw new Error(`lz4 frame decodes to more than ${MAX_OUTPUT} bytes (damaged?)`);
+  const bigger = Buffer.allocUnsafe(Math.min(MAX_OUTPUT, Math.max(need, Math.floor(out.length * 1.5))));
+  out.copy(bigger, 0, 0, length);
+  givePooledBuffer(out);
+  return bigger;
 }
 
-function decodeBlock(src: Buffer, ip: number, end: number, out: Output): void {
-  for (;;) {
-    if (ip >= end) throw new Error('lz4 block is damaged (ends without literals)');
-    const token = src[ip++];
-    let literals = token >> 4;
-    if (literals === 15) {
-      let b: number;
-      do {
-        if (ip >= end) throw new Error('lz4 block is damaged (literal length)');
-        b = src[ip++];
-        literals += b;
-      } while (b === 255);
-    }
-    if (ip + literals > end) throw new Error('lz4 block is damaged (literals past its end)');
-    out.literal(src, ip, literals);
-    ip += literals;
-    if (ip === end) return; // the last sequence has literals only
-    if (ip + 2 > end) throw new Error('lz4 block is damaged (match offset)');
-    const offset = src[ip] | (src[ip + 1] << 8);
-    ip += 2;
-    let length = token & 15;
-    if (length === 15) {
-      let b: number;
-      do {
-        if (ip >= end) throw new Error('lz4 block is damaged (match length)');
-        b = src[ip++];
-        length += b;
-      } while (b === 255);
-    }
-    out.match(offset, length + 4);
-  }
+/** DataViews of the pooled buffers, made once per buffer rather than per frame. */
+const pooledViews = new WeakMap<ArrayBuffer, DataView>();
+
+function pooledView(buf: Buffer): DataView {
+  const backing = buf.buffer as ArrayBuffer;
+  let view = pooledViews.get(backing);
+  if (!view) pooledViews.set(backing, (view = viewOf(buf)));
+  return view;
+}
+
+function viewOf(buf: Buffer): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.length);
 }
