@@ -2,7 +2,6 @@ import { createRequire } from 'node:module';
 import { HarborError, errorMessage } from '../errors.js';
 import type { CompressionAlgorithm } from './codec-settings.js';
 import { decodeLz4Frame } from './lz4-decode.js';
-import { loadLz4 } from './lz4-frame.js';
 
 /**
  * The compression libraries, loaded on first use only (the WAL hot path
@@ -62,7 +61,7 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
     return { algorithm, compress: (block, level) => gzip(block, { level: level ?? 6 }), decompress: (frame) => gunzip(frame) };
   }
   if (algorithm === 'lz4') {
-    loadLz4(); // fails here, with the hint above, if the package is missing
+    require.resolve('lz4-wasm-nodejs'); // fails here, with the hint above, if the package is missing (compiled only when a worker or a fallback needs it: 2 ms of archive-push otherwise)
     // Imported here: node:worker_threads costs every archive-push start-up ~0.5 ms, and it never starts a worker.
     const { Lz4WorkerPool } = await import('./lz4-workers.js');
     const { compressLz4FrameNative } = await import('./lz4-native.js');
