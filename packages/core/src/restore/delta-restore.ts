@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { HarborError, errorMessage } from '../errors.js';
 import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
+import { sha256OfFile } from './file-sha256.js';
 
 /**
  * `restore --delta`: bring an existing data directory of the same cluster
@@ -172,7 +171,7 @@ export async function planDelta(destination: string, backup: BackupManifest, tab
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [p, file] = next;
         const stat = await fs.lstat(p);
-        if (stat.size === file.size && file.sha256 && (await sha256Of(p, summary)) === file.sha256) {
+        if (stat.size === file.size && file.sha256 && (await sha256OfFile(p, (bytes) => (summary.checkedBytes += bytes))) === file.sha256) {
           kept.add(file.path);
           summary.keptFiles++;
           summary.keptBytes += file.size;
@@ -192,14 +191,6 @@ export async function finishDelta(destination: string): Promise<void> {
   await fs.rm(path.join(destination, CONTROL_ASIDE), { force: true });
 }
 
-async function sha256Of(file: string, summary: DeltaSummary): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
-    hash.update(chunk as Buffer);
-    summary.checkedBytes += (chunk as Buffer).length;
-  }
-  return hash.digest('hex');
-}
 
 async function exists(p: string): Promise<boolean> {
   return fs.lstat(p).then(

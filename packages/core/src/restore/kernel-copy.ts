@@ -1,10 +1,7 @@
-import { createHash } from 'node:crypto';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import { HarborError } from '../errors.js';
 import type { ManifestFile } from '../repository/manifest.js';
-
-/** Reads for the checksum: two reused buffers, one hashed while the other fills. */
-const HASH_CHUNK = 1024 * 1024;
+import { sha256OfFile } from './file-sha256.js';
 
 /**
  * A file stored as it is and alone in its object of a local repository (a
@@ -27,7 +24,7 @@ export async function copyStoredFile(source: string, target: string, file: Manif
   copied.catch(() => {}); // awaited below, after the hash; never unhandled meanwhile
   let actual: string;
   try {
-    actual = await hashFile(source);
+    actual = await sha256OfFile(source);
   } finally {
     await copied.catch(() => {}); // the copy must have stopped before we report anything
   }
@@ -46,27 +43,6 @@ async function flush(file: string): Promise<void> {
   const handle = await fs.open(file, 'r');
   try {
     await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function hashFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  const handle = await fs.open(file, 'r');
-  try {
-    const buffers = [Buffer.allocUnsafe(HASH_CHUNK), Buffer.allocUnsafe(HASH_CHUNK)];
-    let position = 0;
-    let next = handle.read(buffers[0], 0, HASH_CHUNK, 0);
-    for (let index = 0; ; index++) {
-      const { bytesRead } = await next;
-      if (bytesRead === 0) break;
-      const chunk = buffers[index % 2].subarray(0, bytesRead);
-      position += bytesRead;
-      next = handle.read(buffers[(index + 1) % 2], 0, HASH_CHUNK, position); // the next read runs while this one is hashed
-      hash.update(chunk);
-    }
-    return hash.digest('hex');
   } finally {
     await handle.close();
   }
