@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { HarborError } from '../errors.js';
+import type { ManifestFile } from '../repository/manifest.js';
 
 /** Bytes per read: two reused buffers, one hashed while the other fills. */
 const CHUNK = 1024 * 1024;
@@ -28,5 +30,14 @@ export async function sha256OfFile(file: string, onBytes?: (bytes: number) => vo
     return hash.digest('hex');
   } finally {
     await handle.close();
+  }
+}
+
+/** A restored file's bytes against its manifest entry: a mismatch stops the restore, naming the file. */
+export function checkDigest(file: ManifestFile, actual: string): void {
+  if (file.sha256 && actual !== file.sha256) {
+    throw new HarborError(`file ${file.path} does not match its checksum (expected sha256 ${file.sha256}, got ${actual})`, {
+      hint: 'the repository copy is damaged; restore an older backup',
+    });
   }
 }

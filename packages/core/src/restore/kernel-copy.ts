@@ -1,7 +1,6 @@
 import { constants as fsConstants, promises as fs } from 'node:fs';
-import { HarborError } from '../errors.js';
 import type { ManifestFile } from '../repository/manifest.js';
-import { sha256OfFile } from './file-sha256.js';
+import { checkDigest, sha256OfFile } from './file-sha256.js';
 
 /**
  * A file stored as it is and alone in its object of a local repository (a
@@ -29,11 +28,7 @@ export async function copyStoredFile(source: string, target: string, file: Manif
     await copied.catch(() => {}); // the copy must have stopped before we report anything
   }
   await copied;
-  if (file.sha256 && actual !== file.sha256) {
-    throw new HarborError(`file ${file.path} does not match its checksum (expected sha256 ${file.sha256}, got ${actual})`, {
-      hint: 'the repository copy is damaged; restore an older backup',
-    });
-  }
+  checkDigest(file, actual);
   await fs.chmod(target, file.mode & 0o777 || 0o600); // copyfile gave it the repository's 0600
   if (file.mtime) await fs.utimes(target, file.mtime, file.mtime);
   return true;

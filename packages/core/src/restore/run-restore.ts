@@ -12,6 +12,7 @@ import { resolveRestorableBackup } from './resolve-backup.js';
 import { ChunkReader } from './chunk-reader.js';
 import { OverlappedWrites } from './overlapped-writes.js';
 import { copyStoredFile } from './kernel-copy.js';
+import { checkDigest } from './file-sha256.js';
 import { prepareDestination, handOverOwnership, syncFilesystems } from './restore-destination.js';
 import { assertTargetReachable, hasTarget, pickBackupForTarget, validateRecoveryTarget, type RecoveryTarget } from './recovery-target.js';
 import { writeRecoveryConfig, type RecoveryConfigResult } from './recovery-config.js';
@@ -351,13 +352,6 @@ async function writeSmallFile(target: string, file: ManifestFile, chunks: AsyncI
   }
 }
 
-function checkDigest(file: ManifestFile, actual: string): void {
-  if (file.sha256 && actual !== file.sha256) {
-    throw new HarborError(`file ${file.path} does not match its checksum (expected sha256 ${file.sha256}, got ${actual})`, {
-      hint: 'the repository copy is damaged; restore an older backup',
-    });
-  }
-}
 
 /** Tablespace oid → where to restore it: the mapping given by name or oid, else its original location. */
 export function mapTablespaces(backup: BackupManifest, map: Record<string, string>): Map<number, string> {
