@@ -8,10 +8,10 @@ import type { Lz4Job, Lz4JobDone, Lz4Slot } from './lz4-worker.js';
 /** The largest block sent to a worker: the encoder's frames (stream-codec.ts FRAME_SIZE). Larger ones compress here. */
 const SLOT_BYTES = 1024 * 1024;
 /**
- * Bytes compressed on the calling thread before the workers start. A
+ * Bytes compressed through `compressHere` before the workers start. A
  * worker takes ~20 ms of CPU to start, more than compressing a 16 MB WAL
- * segment (~11 ms): archive-push never starts one, a backup starts them
- * after its first two segments' worth.
+ * segment through lz4-native.ts (5-7 ms): archive-push never starts one,
+ * a backup starts them after its first two segments' worth.
  */
 const START_AFTER = 32 * 1024 * 1024;
 
