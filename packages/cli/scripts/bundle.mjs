@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Build step after tsc: two CommonJS bundles made by esbuild, then the code
-// cache of the second (wal-code-cache.mjs).
+// Build step after tsc: two CommonJS bundles made by esbuild (the package's
+// `bundle` script then runs wal-code-cache.mjs for the second).
 //  - dist/bin.cjs: the `pgharbor` binary (src/bin.ts with the two small
 //    modules it imports); the full CLI (main.js) stays an ES module,
 //    imported when needed.
