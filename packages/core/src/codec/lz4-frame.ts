@@ -16,6 +16,12 @@ import { createRequire } from 'node:module';
  * compressed pgbench data at 1,470 MiB/s here, against 1,320 MiB/s for
  * lz4-napi's synchronous call. It runs on the calling thread:
  * lz4-workers.ts moves long streams off the main thread.
+ *
+ * Only ever for compressing: the lz4_flex in this package predates fixes to
+ * its decoder's match-offset checks (a damaged block can decode silently to
+ * stale memory), and a restore's main thread must not grow a WebAssembly
+ * memory at all: that detaches an ArrayBuffer, after which V8 checks every
+ * typed-array access and lz4-block-decode.ts runs ~30% slower.
  */
 const FRAME_HEADER = Buffer.from([0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73]); // magic, FLG 0x60 (v1, independent blocks), BD 0x70 (4 MiB), header checksum (xxh32 >> 8)
 export const MAX_BLOCK = 4 << 20;
@@ -40,7 +46,7 @@ interface Lz4Exports {
 }
 let wasm: Lz4Exports | undefined;
 
-/** The WebAssembly module, compiled on first use (~1 ms). */
+/** The WebAssembly module, compiled on first use (~2 ms). */
 export function loadLz4(): Lz4Exports {
   return (wasm ??= (createRequire(import.meta.url)('lz4-wasm-nodejs') as { __wasm: Lz4Exports }).__wasm);
 }
