@@ -4,7 +4,7 @@
 set -e
 cd "$(dirname "$0")/.."
 if [ ! -f packages/cli/dist/bin.cjs ] || [ ! -f packages/sandbox/dist/index.js ]; then
-  echo "bench: building the project first (npx tsc -b tsconfig.build.json)" >&2
-  npx tsc -b tsconfig.build.json
+  echo "bench: building the project first (npm run build)" >&2
+  npm run build --silent
 fi
 exec node bench/run.mjs "$@"
