@@ -10,6 +10,7 @@ import type { Repository } from '../repository/repository.js';
 import { resolveBackup } from '../restore/resolve-backup.js';
 import { ChunkReader } from '../restore/chunk-reader.js';
 import { decodeFile } from '../codec/backup-codec.js';
+import { givePooledBuffer } from '../codec/buffer-pool.js';
 import { storedObjectKey } from '../repository/stored-object.js';
 import { verifyWal, type WalVerification } from './verify-wal.js';
 import { runPgVerifybackup, type PgVerifybackupResult } from './pg-verifybackup.js';
@@ -240,6 +241,7 @@ async function verifyGroup(
           hash.update(chunk);
           size += chunk.length;
           if (handle) await handle.write(chunk);
+          givePooledBuffer(chunk); // a decoded frame goes back to the decoder's pool (anything else is ignored)
         }
         const actual = hash.digest('hex');
         if (size !== file.size) problems.push({ kind: 'file', file: file.path, message: `${file.path}: ${size} bytes after decoding, the manifest says ${file.size}` });
