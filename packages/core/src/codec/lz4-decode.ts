@@ -78,7 +78,7 @@ export function decodeLz4Frame(frame: Buffer): Buffer {
     view = viewOf(out);
   } else {
     out = takePooledBuffer();
-    view = pooledView(out);
+    view = viewOf(out); // one small object per frame: a cache keyed by buffer kept dropped buffers alive until a full collection
   }
   let op = 0;
   let pos = headerEnd;
@@ -146,16 +146,6 @@ function grown(out: Buffer, length: number, need: number): Buffer {
   out.copy(bigger, 0, 0, length);
   givePooledBuffer(out);
   return bigger;
-}
-
-/** DataViews of the pooled buffers, made once per buffer rather than per frame. */
-const pooledViews = new WeakMap<ArrayBuffer, DataView>();
-
-function pooledView(buf: Buffer): DataView {
-  const backing = buf.buffer as ArrayBuffer;
-  let view = pooledViews.get(backing);
-  if (!view) pooledViews.set(backing, (view = viewOf(buf)));
-  return view;
 }
 
 function viewOf(buf: Buffer): DataView {
