@@ -40,6 +40,13 @@ describe('lz4 worker pool', () => {
     expect(decodeLz4Frame(await pool.compress(input)).equals(input)).toBe(true);
   });
 
+  it('a worker that cannot start: every block still compresses, on the calling thread', async () => {
+    pool = new Lz4WorkerPool('/nonexistent/lz4-worker.js', 1, 0);
+    const inputs = [text(400_000, 5), text(500_000, 6)];
+    const out = await Promise.all(inputs.map((input) => pool!.compress(input)));
+    out.forEach((frame, i) => expect(decodeLz4Frame(frame).equals(inputs[i])).toBe(true));
+  });
+
   it('a worker that dies: its blocks and every later one compress on the calling thread', async () => {
     pool = new Lz4WorkerPool(workerFile, 1, 0);
     const first = text(500_000, 2);

@@ -74,8 +74,8 @@ export class Lz4WorkerPool {
       this.compressedHere += block.length;
       return this.compressHere(block);
     }
+    if (!this.broken) this.start();
     if (this.broken || block.length > SLOT_BYTES) return Promise.resolve(compressLz4Frame(block));
-    this.start();
     let slot = block.byteOffset === 0 ? this.slotByInput.get(block.buffer) : undefined;
     if (!slot) {
       slot = this.freeSlots.pop() ?? this.newSlot(false);
@@ -97,10 +97,18 @@ export class Lz4WorkerPool {
     await Promise.all(workers.map((worker) => worker.terminate()));
   }
 
+  /** Start the workers once; a worker that cannot even be created (no threads left) breaks the pool like one that dies. */
   private start(): void {
     if (this.workers.length) return;
     for (let i = 0; i < this.size; i++) {
-      const worker = new Worker(this.workerFile!);
+      let worker: Worker;
+      try {
+        worker = new Worker(this.workerFile!);
+      } catch {
+        this.broken = true;
+        for (const other of this.workers.splice(0)) void other.terminate();
+        return;
+      }
       worker.unref();
       this.load.set(worker, 0);
       worker.on('message', (done: Lz4JobDone) => this.finish(worker, done));
