@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `pgharbor` command. The build bundles this file into dist/bin.cjs,
-// the installed binary: CommonJS, because Node starts a CommonJS entry ~5
+// the installed binary: CommonJS, because Node starts a CommonJS entry 5-9
 // ms sooner than an ES module graph, and archive-push/archive-get run once
 // per WAL segment while PostgreSQL waits. Those two try the bundled lean
 // entry first (see wal-command.ts); everything else goes to the full CLI.

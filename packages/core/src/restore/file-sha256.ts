@@ -14,21 +14,28 @@ const CHUNK = 1024 * 1024;
 export async function sha256OfFile(file: string, onBytes?: (bytes: number) => void): Promise<string> {
   const hash = createHash('sha256');
   const handle = await fs.open(file, 'r');
+  let next: Promise<{ bytesRead: number }> | undefined;
   try {
     const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+    const readAt = (index: number, position: number) => {
+      const read = handle.read(buffers[index % 2], 0, CHUNK, position);
+      read.catch(() => {}); // in flight while this chunk is hashed; its failure surfaces where it is awaited
+      return read;
+    };
     let position = 0;
-    let next = handle.read(buffers[0], 0, CHUNK, 0);
+    next = readAt(0, 0);
     for (let index = 0; ; index++) {
       const { bytesRead } = await next;
       if (bytesRead === 0) break;
       const chunk = buffers[index % 2].subarray(0, bytesRead);
       position += bytesRead;
-      next = handle.read(buffers[(index + 1) % 2], 0, CHUNK, position); // the next read runs while this one is hashed
+      next = readAt(index + 1, position); // the next read runs while this one is hashed
       hash.update(chunk);
       onBytes?.(bytesRead);
     }
     return hash.digest('hex');
   } finally {
+    await next?.catch(() => {}); // never close the handle under a read
     await handle.close();
   }
 }
