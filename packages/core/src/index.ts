@@ -76,3 +76,4 @@ export * from './remote/ssh-command.js';
 export * from './remote/remote-host.js';
 export * from './restore/stage-wal.js';
 export * from './restore/remote-restore.js';
+export { loadExeca } from './lazy-execa.js';

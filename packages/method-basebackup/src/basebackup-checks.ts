@@ -1,7 +1,6 @@
 import pg from 'pg';
-import { conninfoToClientConfig, pgMajor, queryServerInfo, type CheckContext } from '@pgharbor/core';
+import { conninfoToClientConfig, loadExeca, pgMajor, queryServerInfo, type CheckContext } from '@pgharbor/core';
 import { parseToolMajor } from './pg-basebackup-args.js';
-import { loadExeca } from './lazy-execa.js';
 
 /** The checks `pgharbor check` runs for servers backed up with pg_basebackup. */
 export async function basebackupChecks(context: CheckContext): Promise<void> {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import {
   HarborError,
+  loadExeca,
   parseBackupLabel,
   parseLsn,
   queryServerInfo,
@@ -17,7 +18,6 @@ import {
 import { parseEndLsn, pgBasebackupArgs } from './pg-basebackup-args.js';
 import { basebackupError } from './basebackup-error.js';
 import { withLargeStdoutBuffer } from './stdout-buffering.js';
-import { loadExeca } from './lazy-execa.js';
 
 interface BasebackupOptions {
   immediate_checkpoint?: boolean;
