@@ -7,9 +7,9 @@
  * of pgharbor. Anything unexpected returns undefined: the normal path then
  * does the full work (and reports errors properly).
  */
-import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { ensurePrivateDir, fnv1a, isPrivateDir, privateDir } from './private-dir.js';
 
 interface SpoolCache {
   config: string;
@@ -20,8 +20,7 @@ interface SpoolCache {
 }
 
 function cacheFile(configPath: string): string {
-  const id = fnv1a(configPath);
-  return path.join(os.tmpdir(), `pgharbor-${process.getuid?.() ?? 'user'}`, `async-spool-${id}.json`);
+  return path.join(privateDir(), `async-spool-${fnv1a(configPath)}.json`);
 }
 
 /** archive-push SERVER %p --config F: 0 when the archiver's marker confirms the segment, else undefined. */
@@ -34,8 +33,7 @@ export function confirmFromSpool(argv: string[]): number | undefined {
     const config = path.resolve(args[at + 1]);
     const file = cacheFile(config);
     // Only a cache nobody else could have written: a forged one would confirm WAL that was never stored.
-    const dir = statSync(path.dirname(file));
-    if (dir.uid !== process.getuid?.() || (dir.mode & 0o022) !== 0) return undefined;
+    if (!isPrivateDir(path.dirname(file))) return undefined;
     const cache = JSON.parse(readFileSync(file, 'utf8')) as SpoolCache;
     const stat = statSync(config);
     if (cache.config !== config || cache.size !== stat.size || cache.mtimeMs !== stat.mtimeMs) return undefined;
@@ -63,21 +61,10 @@ export function rememberSpool(configPath: string, server: string, spoolDir: stri
     }
     if (cache.spools[server] === spoolDir) return;
     cache.spools[server] = spoolDir;
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    if (!ensurePrivateDir(path.dirname(file))) return;
     writeFileSync(`${file}.${process.pid}`, JSON.stringify(cache), { mode: 0o600 });
     renameSync(`${file}.${process.pid}`, file);
   } catch {
     // a cache only: never fail archive-push because of it
   }
-}
-
-/**
- * 64-bit FNV-1a of the config path, for the cache file's name. Not
- * node:crypto: loading it costs about 10 ms, more than the whole confirmation.
- * The cache records the full path, so a collision only costs a cache miss.
- */
-function fnv1a(text: string): string {
-  let hash = 0xcbf29ce484222325n;
-  for (const byte of Buffer.from(text, 'utf8')) hash = BigInt.asUintN(64, (hash ^ BigInt(byte)) * 0x100000001b3n);
-  return hash.toString(16).padStart(16, '0');
 }
