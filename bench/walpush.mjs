@@ -62,10 +62,15 @@ try {
   // 2. The contenders, each with its own fresh repository per pass.
   const methods = [];
   // Same compression on both sides: none against none, lz4 against lz4.
+  // pgharbor_*: as configured by default, calls served by the resident WAL server after the first;
+  // pgharbor_*_alone: archive_server: false, every call starts and loads pgharbor itself.
   for (const ct of ['none', 'lz4']) {
-    const pgharborConfig = path.join(root, `pgharbor-${ct}.yaml`);
-    writeFileSync(pgharborConfig, `servers:\n  bench:\n    conninfo: "${cluster.conninfo}"\n    repositories: [{ type: posix, path: ${root}/repo-pgharbor-${ct}, compression: ${ct} }]\n`);
-    methods.push({ label: `pgharbor_${ct}`, run: (seg) => asPg(process.execPath, [CLI, '--config', pgharborConfig, 'archive-push', 'bench', seg]), reset: () => rmSync(`${root}/repo-pgharbor-${ct}`, { recursive: true, force: true }) });
+    for (const alone of [false, true]) {
+      const label = `pgharbor_${ct}${alone ? '_alone' : ''}`;
+      const pgharborConfig = path.join(root, `${label}.yaml`);
+      writeFileSync(pgharborConfig, `servers:\n  bench:\n    conninfo: "${cluster.conninfo}"\n${alone ? '    archive_server: false\n' : ''}    repositories: [{ type: posix, path: ${root}/repo-${label}, compression: ${ct} }]\n`);
+      methods.push({ label, run: (seg) => asPg(process.execPath, [CLI, '--config', pgharborConfig, 'archive-push', 'bench', seg]), reset: () => rmSync(`${root}/repo-${label}`, { recursive: true, force: true }) });
+    }
   }
   if (PGBACKREST) {
     for (const ct of ['none', 'lz4']) {
@@ -110,7 +115,7 @@ try {
     '| method | n | median ms | p90 ms | x cp+fsync | x pgbackrest, same compression |', '|---|---|---|---|---|---|');
   for (const m of methods) {
     const v = times[m.label];
-    const same = m.label.endsWith('_lz4') ? pgbrLz4 : m.label.endsWith('_none') ? pgbr : undefined;
+    const same = /_lz4(_alone)?$/.test(m.label) ? pgbrLz4 : /_none(_alone)?$/.test(m.label) ? pgbr : undefined;
     results.push(`| ${m.label} | ${v.length} | ${median(v).toFixed(1)} | ${pct(v, 0.9).toFixed(1)} | ${(median(v) / base).toFixed(2)} | ${same ? (median(v) / same).toFixed(2) : '-'} |`);
   }
   console.log(results.join('\n'));

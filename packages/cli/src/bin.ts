@@ -2,22 +2,26 @@
 // The `pgharbor` command. The build bundles this file into dist/bin.cjs,
 // the installed binary: CommonJS, because Node starts a CommonJS entry 5-9
 // ms sooner than an ES module graph, and archive-push/archive-get run once
-// per WAL segment while PostgreSQL waits. Those two try the bundled lean
-// entry first (see wal-command.ts); everything else goes to the full CLI.
-// async-confirm.js and wal-bundle.js are tiny (and load node:crypto only
-// when called).
+// per WAL segment while PostgreSQL waits. Those two ask the config's WAL
+// server first (wal-server.ts), then try the bundled lean entry
+// (wal-command.ts, which also runs the WAL server); everything else goes to
+// the full CLI. async-confirm.js, wal-client.js and wal-bundle.js are tiny
+// (and load node:net and node:crypto only when called).
 import { confirmFromSpool } from './async-confirm.js';
 import { loadWalBundle } from './wal-bundle.js';
+import { askWalServer } from './wal-client.js';
 
 async function run(): Promise<void> {
-  const hot = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
+  const walCall = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
+  const hot = walCall || process.argv.includes('wal-server');
   let code: number | undefined;
-  // With archive_async, most calls only confirm a stored segment: try that before loading anything.
-  if (hot) code = confirmFromSpool(process.argv);
+  // With archive_async, most calls only confirm a stored segment: try that before loading anything;
+  // then the resident WAL server of this config (wal-server.ts), which has everything loaded already.
+  if (walCall) code = confirmFromSpool(process.argv) ?? (await askWalServer(process.argv));
   if (hot && code === undefined) {
     // The bundle of wal-command.ts, with V8's code cache (wal-bundle.ts); absent after a tsc-only build.
     const bundle = loadWalBundle();
-    if (bundle) code = await bundle.exports.runWalCommand(process.argv);
+    if (bundle) code = await bundle.exports.runWalCommand(process.argv, { startServer: walCall });
   }
   if (code === undefined) {
     const { main } = await import('./main.js');

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 
 export interface WalBundle {
-  runWalCommand(argv: string[]): Promise<number | undefined>;
+  runWalCommand(argv: string[], options?: { startServer?: boolean }): Promise<number | undefined>;
 }
 
 export interface LoadedWalBundle {

@@ -16,53 +16,72 @@ import { Harbor, HarborError, archiveGet, archivePush, archivePushAsync, asyncAr
 import posixPlugin from '@pgharbor/storage-posix';
 import { archiverStarter } from './archiver-spawn.js';
 import { rememberSpool } from './async-confirm.js';
+import { serveWalCommands, startWalServer, type WalRunOptions } from './wal-server.js';
 
 interface WalArgs {
   config?: string;
   json: boolean;
-  command: 'archive-push' | 'archive-get';
+  command: 'archive-push' | 'archive-get' | 'wal-server';
   operands: string[];
 }
 
+export interface WalCommandOptions extends WalRunOptions {
+  /** After doing the work alone, start a WAL server for the next calls (bin.ts, when none answered). */
+  startServer?: boolean;
+}
+
+const processIo = { stdout: (text: string) => void process.stdout.write(text), stderr: (text: string) => void process.stderr.write(text) };
+
 /** Returns the exit code, or undefined when the full CLI must handle this invocation. */
-export async function runWalCommand(argv: string[]): Promise<number | undefined> {
+export async function runWalCommand(argv: string[], options: WalCommandOptions = {}): Promise<number | undefined> {
   const args = parseArgs(argv.slice(2));
   if (!args?.config) return undefined;
-  const loaded = readSimpleConfig(args.config);
+  const cwd = options.cwd ?? process.cwd();
+  const io = options.io ?? processIo;
+  const loaded = readSimpleConfig(path.resolve(cwd, args.config));
   if (!loaded) return undefined;
+  if (args.command === 'wal-server') return args.operands.length === 0 ? serveWalCommands(loaded.filepath, runWalCommand) : undefined;
   const serverName = args.operands[0];
   const server = loaded.config.servers[serverName];
   if (!server || !isLeanServer(server, loaded.dir)) return undefined;
+  if (options.viaServer && server.archive_server === false) return undefined;
   server.method ??= 'basebackup';
 
+  const code = await runLean(args, loaded, serverName, server, cwd, io);
+  if (options.startServer && server.archive_server !== false) startWalServer(loaded.filepath);
+  return code;
+}
+
+async function runLean(args: WalArgs, loaded: LoadedConfig, serverName: string, server: ServerConfig, cwd: string, io: NonNullable<WalRunOptions['io']>): Promise<number | undefined> {
   try {
-    const harbor = await Harbor.fromTrustedConfig(loaded, [posixPlugin], createLogger({ level: 'warn' }));
+    const harbor = await Harbor.fromTrustedConfig(loaded, [posixPlugin], createLogger({ level: 'warn', write: (line) => io.stderr(line + '\n') }));
     try {
       const handle = harbor.server(serverName);
       if (args.command === 'archive-push') {
         if (args.operands.length !== 2) return undefined;
+        const walPath = path.resolve(cwd, args.operands[1]);
         if (server.archive_async) {
           const settings = asyncArchiveSettings(harbor, handle);
           rememberSpool(loaded.filepath, serverName, settings.spoolDir);
-          await archivePushAsync(settings, serverName, args.operands[1], archiverStarter(loaded.filepath, serverName, settings.spoolDir));
+          await archivePushAsync(settings, serverName, walPath, archiverStarter(loaded.filepath, serverName, settings.spoolDir));
           return 0;
         }
-        const results = await archivePush(harbor, handle, args.operands[1]);
-        if (args.json) process.stdout.write(JSON.stringify(results) + '\n');
+        const results = await archivePush(harbor, handle, walPath);
+        if (args.json) io.stdout(JSON.stringify(results) + '\n');
         return 0;
       }
       if (args.operands.length !== 3) return undefined;
-      const outcome = await archiveGet(harbor, handle, args.operands[1], args.operands[2]);
+      const outcome = await archiveGet(harbor, handle, args.operands[1], path.resolve(cwd, args.operands[2]));
       return outcome.found ? 0 : 1;
     } finally {
       await harbor.close();
     }
   } catch (error) {
     if (error instanceof HarborError) {
-      process.stderr.write(redact(`ERROR: ${error.message}\n${error.hint ? `HINT: ${error.hint}\n` : ''}`));
+      io.stderr(redact(`ERROR: ${error.message}\n${error.hint ? `HINT: ${error.hint}\n` : ''}`));
       return error.exitCode;
     }
-    process.stderr.write(redact(`ERROR: ${(error as Error)?.message ?? String(error)}\n`));
+    io.stderr(redact(`ERROR: ${(error as Error)?.message ?? String(error)}\n`));
     return 1;
   }
 }
@@ -81,7 +100,7 @@ function parseArgs(args: string[]): WalArgs | undefined {
     else rest.push(arg);
   }
   const [command, ...operands] = rest;
-  if (command !== 'archive-push' && command !== 'archive-get') return undefined;
+  if (command !== 'archive-push' && command !== 'archive-get' && command !== 'wal-server') return undefined;
   return { config, json, command, operands };
 }
 

@@ -14,6 +14,10 @@ export const archiveServerProperties: Record<string, JsonSchema> = {
   },
   archive_timeout: { type: 'integer', minimum: 1, description: 'seconds archive-push waits for the async archiver (default 60)' },
   archive_spool_dir: { type: 'string', minLength: 1, format: 'path', description: 'local directory of the async archiver (default <state_dir>/<server>/archive-spool)' },
+  archive_server: {
+    type: 'boolean',
+    description: 'false: no resident WAL server; every archive-push/archive-get call starts and loads pgharbor itself (default true)',
+  },
 };
 
 /** "4GB" → bytes. */

@@ -1,0 +1,159 @@
+import { readFile, readdir, writeFile, appendFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chownToPgUser, pgOsUser } from '@pgharbor/sandbox';
+import { createWorkspace, pgharbor, switchAndWaitArchived, waitFor, waitPromoted, type Workspace } from './harness.js';
+
+/** The WAL servers serving `configFile` (any environment), from /proc: pid → bytes they have read so far. */
+async function walServers(configFile: string): Promise<Map<number, number>> {
+  const found = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0');
+      if (argv.at(-2) !== 'wal-server' || !argv.includes(configFile)) continue;
+      const io = await readFile(`/proc/${entry}/io`, 'utf8');
+      found.set(Number(entry), Number(/^rchar: (\d+)$/m.exec(io)![1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** The WAL servers' logs (all configs), in the PostgreSQL OS user's private directory. */
+async function serverLogs(): Promise<string> {
+  const dir = path.join(os.tmpdir(), `pgharbor-${pgOsUser().uid}`);
+  const logs = (await readdir(dir)).filter((f) => f.startsWith('wal-server-') && f.endsWith('.log'));
+  return (await Promise.all(logs.map((f) => readFile(path.join(dir, f), 'utf8')))).join('');
+}
+
+/** Wait until every server in `pids` has read its config and listens (a process seen in /proc may still be starting). */
+const serving = (pids: Iterable<number>) =>
+  waitFor('the WAL servers to listen', async () => {
+    const logs = await serverLogs();
+    return [...pids].every((pid) => logs.includes(`(pid ${pid})`)) ? true : undefined;
+  });
+
+const bytesRead = (servers: Map<number, number>) => [...servers.values()].reduce((a, b) => a + b, 0);
+const ids = async (cluster: { query: Workspace['cluster']['query'] }) => (await cluster.query<{ id: number }>('SELECT id FROM t1 ORDER BY id')).map((r) => r.id);
+
+/**
+ * archive_command and restore_command calls served by the resident WAL
+ * server (packages/cli/src/wal-server.ts): same results as a call working
+ * alone, and nothing lost when the server is gone, stale or killed.
+ */
+describe('the WAL server', () => {
+  let ws: Workspace;
+
+  beforeAll(async () => {
+    ws = await createWorkspace({ asPgUser: true, archive: true });
+    await ws.cluster.query('CREATE TABLE t1 (id int PRIMARY KEY)');
+    await ws.cluster.query('INSERT INTO t1 SELECT generate_series(1, 100)');
+    const backup = await ws.run(['backup', 'pg']);
+    expect(backup.stderr).not.toMatch(/ERROR/);
+    await switchAndWaitArchived(ws.cluster);
+  });
+  afterAll(async () => ws?.cleanup());
+
+  it("serves archive_command after the first call: the segments are read by the server, and a PITR through them restores the data", async () => {
+    const servers = await waitFor('a WAL server for the cluster', async () => ((await walServers(ws.configFile)).size > 0 ? walServers(ws.configFile) : undefined));
+    await serving(servers.keys());
+    const before = bytesRead(servers);
+    await ws.cluster.query('INSERT INTO t1 SELECT generate_series(101, 200)');
+    await switchAndWaitArchived(ws.cluster);
+    const [{ now: target }] = await ws.cluster.query<{ now: string }>('SELECT now()::text AS now');
+    await new Promise((r) => setTimeout(r, 50));
+    await ws.cluster.query('DELETE FROM t1 WHERE id > 150');
+    await switchAndWaitArchived(ws.cluster);
+    // Two 16 MiB segments went through the server, not through calls working alone.
+    expect(bytesRead(await walServers(ws.configFile)) - before).toBeGreaterThanOrEqual(2 * 16 * 1024 * 1024);
+
+    const target1 = await ws.restoreTarget();
+    const restore = await ws.run(['restore', 'pg', 'latest', target1, '--target-time', target, '--target-action', 'promote']);
+    expect(restore.stderr).not.toMatch(/ERROR/);
+    const restored = await ws.startRestored(target1);
+    await waitPromoted(restored);
+    expect(await ids(restored)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+  });
+
+  it('relays errors and the caller\'s working directory: a foreign segment is refused with its hint, archive-get writes where the caller is', async () => {
+    const [{ file }] = await ws.cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS file');
+    const bytes = await readFile(path.join(ws.cluster.dataDir, 'pg_wal', file));
+    bytes.writeBigUInt64LE(bytes.readBigUInt64LE(24) + 1n, 24);
+    const foreign = path.join(ws.dir, file);
+    await writeFile(foreign, bytes);
+    await chownToPgUser(foreign);
+    const servedBefore = await walServers(ws.configFile);
+    // The first call of this environment works alone and starts a server; the second is served by it.
+    const alone = await ws.run(['archive-push', 'pg', foreign]);
+    const mine = await waitFor('a WAL server for this environment', async () => {
+      const now = await walServers(ws.configFile);
+      const added = [...now.keys()].filter((pid) => !servedBefore.has(pid));
+      return added.length === 1 ? added[0] : undefined;
+    });
+    const readBefore = (await walServers(ws.configFile)).get(mine)!;
+    const served = await ws.run(['archive-push', 'pg', foreign]);
+    expect((await walServers(ws.configFile)).get(mine)! - readBefore).toBeGreaterThanOrEqual(8192); // it read the page header
+    for (const result of [alone, served]) {
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/belongs to the cluster with system identifier \d+, but .* holds server pg with \d+/);
+      expect(result.stderr).toMatch(/HINT: /);
+    }
+    expect(served.stderr).toBe(alone.stderr);
+
+    // archive-get with a relative %p lands in the caller's directory, not the server's.
+    const [{ last }] = await ws.cluster.query<{ last: string }>('SELECT last_archived_wal AS last FROM pg_stat_archiver');
+    const here = path.join(ws.dir, 'fetch-here');
+    await mkdir(here);
+    await chownToPgUser(here);
+    const readBeforeGet = (await walServers(ws.configFile)).get(mine)!;
+    const get = await pgharbor(['--config', ws.configFile, 'archive-get', 'pg', last, 'RECOVERYXLOG'], { cwd: here, asPgUser: true });
+    expect(get.exitCode).toBe(0);
+    expect((await readFile(path.join(here, 'RECOVERYXLOG'))).length).toBe(16 * 1024 * 1024);
+    expect((await walServers(ws.configFile)).get(mine)! - readBeforeGet).toBeGreaterThan(0);
+    const missing = await pgharbor(['--config', ws.configFile, 'archive-get', 'pg', '00000009.history', 'RECOVERYHISTORY'], { cwd: here, asPgUser: true });
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toBe('');
+  });
+
+  it('a killed server loses nothing: the next call works alone and starts another', async () => {
+    const before = await walServers(ws.configFile);
+    for (const pid of before.keys()) process.kill(pid, 'SIGKILL');
+    await waitFor('the servers to die', async () => ((await walServers(ws.configFile)).size === 0 ? true : undefined));
+    await ws.cluster.query('INSERT INTO t1 VALUES (1000)');
+    await switchAndWaitArchived(ws.cluster); // through the dead server's socket: refused, so alone
+    const after = await waitFor('a new WAL server', async () => ((await walServers(ws.configFile)).size > 0 ? walServers(ws.configFile) : undefined));
+    expect([...after.keys()].some((pid) => before.has(pid))).toBe(false);
+    await serving(after.keys());
+    const [{ failed }] = await ws.cluster.query<{ failed: number }>('SELECT failed_count::int AS failed FROM pg_stat_archiver');
+    expect(failed).toBe(0);
+  });
+
+  it('a changed config retires its servers at once; the next call works alone with the new config', async () => {
+    const before = await walServers(ws.configFile);
+    expect(before.size).toBeGreaterThan(0);
+    await serving(before.keys()); // one still starting would read the edited config, and rightly stay
+    await appendFile(ws.configFile, '# edited\n');
+    await waitFor('the servers to exit', async () => ((await walServers(ws.configFile)).size === 0 ? true : undefined), 10_000);
+    expect(await serverLogs()).toContain(`exiting: ${ws.configFile} changed or disappeared`);
+    await ws.cluster.query('INSERT INTO t1 VALUES (1001)');
+    await switchAndWaitArchived(ws.cluster);
+    await waitFor('a new WAL server', async () => ((await walServers(ws.configFile)).size > 0 ? true : undefined));
+  });
+
+  it('archive_server: false starts none', async () => {
+    const config = path.join(ws.dir, 'alone.yaml');
+    await writeFile(config, (await readFile(ws.configFile, 'utf8')).replace('  pg:\n', '  pg:\n    archive_server: false\n'));
+    await chownToPgUser(config);
+    const [{ last }] = await ws.cluster.query<{ last: string }>('SELECT last_archived_wal AS last FROM pg_stat_archiver');
+    await mkdir(path.join(ws.dir, 'alone'));
+    await chownToPgUser(path.join(ws.dir, 'alone'));
+    const copy = path.join(ws.dir, 'alone', last);
+    expect((await pgharbor(['--config', config, 'archive-get', 'pg', last, copy], { asPgUser: true })).exitCode).toBe(0);
+    for (let i = 0; i < 2; i++) expect((await pgharbor(['--config', config, 'archive-push', 'pg', copy], { asPgUser: true })).exitCode).toBe(0);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await walServers(config)).size).toBe(0);
+  });
+});
