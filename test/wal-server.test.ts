@@ -1,9 +1,12 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile, readdir, writeFile, appendFile, mkdir } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownToPgUser, pgOsUser } from '@pgharbor/sandbox';
-import { createWorkspace, pgharbor, switchAndWaitArchived, waitFor, waitPromoted, type Workspace } from './harness.js';
+import { CLI, createWorkspace, pgharbor, switchAndWaitArchived, waitFor, waitPromoted, type Workspace } from './harness.js';
 
 /** The WAL servers serving `configFile` (any environment), from /proc: pid → bytes they have read so far. */
 async function walServers(configFile: string): Promise<Map<number, number>> {
@@ -29,11 +32,11 @@ async function serverLogs(): Promise<string> {
   return (await Promise.all(logs.map((f) => readFile(path.join(dir, f), 'utf8')))).join('');
 }
 
-/** Wait until every server in `pids` has read its config and listens (a process seen in /proc may still be starting). */
-const serving = (pids: Iterable<number>) =>
+/** Wait until every server in `pids` has read `configFile` and listens (a process seen in /proc may still be starting). */
+const serving = (configFile: string, pids: Iterable<number>) =>
   waitFor('the WAL servers to listen', async () => {
-    const logs = await serverLogs();
-    return [...pids].every((pid) => logs.includes(`(pid ${pid})`)) ? true : undefined;
+    const lines = (await serverLogs()).split('\n').filter((line) => line.includes(`serving ${configFile} on `));
+    return [...pids].every((pid) => lines.some((line) => line.endsWith(`(pid ${pid})`))) ? true : undefined;
   });
 
 const bytesRead = (servers: Map<number, number>) => [...servers.values()].reduce((a, b) => a + b, 0);
@@ -58,8 +61,9 @@ describe('the WAL server', () => {
   afterAll(async () => ws?.cleanup());
 
   it("serves archive_command after the first call: the segments are read by the server, and a PITR through them restores the data", async () => {
-    const servers = await waitFor('a WAL server for the cluster', async () => ((await walServers(ws.configFile)).size > 0 ? walServers(ws.configFile) : undefined));
-    await serving(servers.keys());
+    // One: two calls close together can start two, and the one that loses the socket exits within 2 s.
+    const servers = await waitFor('a single WAL server for the cluster', async () => ((await walServers(ws.configFile)).size === 1 ? walServers(ws.configFile) : undefined));
+    await serving(ws.configFile, servers.keys());
     const before = bytesRead(servers);
     await ws.cluster.query('INSERT INTO t1 SELECT generate_series(101, 200)');
     await switchAndWaitArchived(ws.cluster);
@@ -118,6 +122,32 @@ describe('the WAL server', () => {
     expect(missing.stderr).toBe('');
   });
 
+  it('keeps no descriptor its first caller passed down (a pipe someone reads to its end)', async () => {
+    const [{ last }] = await ws.cluster.query<{ last: string }>('SELECT last_archived_wal AS last FROM pg_stat_archiver');
+    const before = await walServers(ws.configFile);
+    // A new environment, so that this call finds no server and starts one. fd 20 is a pipe: Node marks
+    // fds 0-15 close-on-exec when it starts (uv_disable_stdio_inheritance), not the ones after a gap.
+    const user = pgOsUser();
+    const child = spawn(process.execPath, [CLI, '--config', ws.configFile, 'archive-get', 'pg', last, path.join(ws.dir, 'fd-test')], {
+      stdio: [...Array<'ignore'>(20).fill('ignore'), 'pipe'],
+      env: { ...process.env, HOME: os.tmpdir(), PGHARBOR_TEST_ENVIRONMENT: 'fd' },
+      uid: user.uid,
+      gid: user.gid,
+    });
+    const extra = child.stdio[20] as Readable;
+    const ended = new Promise<void>((resolve) => extra.on('end', resolve).on('close', resolve).resume());
+    const [code] = (await once(child, 'exit')) as [number];
+    expect(code).toBe(0);
+    const started = await waitFor('the server that call started', async () => {
+      const added = [...(await walServers(ws.configFile)).keys()].filter((pid) => !before.has(pid));
+      return added.length === 1 ? added[0] : undefined;
+    });
+    await serving(ws.configFile, [started]);
+    // Every writer of the pipe is gone although the server lives on.
+    await Promise.race([ended, new Promise((_, reject) => setTimeout(() => reject(new Error('the pipe stayed open: the WAL server holds it')), 5000))]);
+    expect((await walServers(ws.configFile)).has(started)).toBe(true);
+  });
+
   it('a killed server loses nothing: the next call works alone and starts another', async () => {
     const before = await walServers(ws.configFile);
     for (const pid of before.keys()) process.kill(pid, 'SIGKILL');
@@ -126,7 +156,7 @@ describe('the WAL server', () => {
     await switchAndWaitArchived(ws.cluster); // through the dead server's socket: refused, so alone
     const after = await waitFor('a new WAL server', async () => ((await walServers(ws.configFile)).size > 0 ? walServers(ws.configFile) : undefined));
     expect([...after.keys()].some((pid) => before.has(pid))).toBe(false);
-    await serving(after.keys());
+    await serving(ws.configFile, after.keys());
     const [{ failed }] = await ws.cluster.query<{ failed: number }>('SELECT failed_count::int AS failed FROM pg_stat_archiver');
     expect(failed).toBe(0);
   });
@@ -134,7 +164,7 @@ describe('the WAL server', () => {
   it('a changed config retires its servers at once; the next call works alone with the new config', async () => {
     const before = await walServers(ws.configFile);
     expect(before.size).toBeGreaterThan(0);
-    await serving(before.keys()); // one still starting would read the edited config, and rightly stay
+    await serving(ws.configFile, before.keys()); // one still starting would read the edited config, and rightly stay
     await appendFile(ws.configFile, '# edited\n');
     await waitFor('the servers to exit', async () => ((await walServers(ws.configFile)).size === 0 ? true : undefined), 10_000);
     expect(await serverLogs()).toContain(`exiting: ${ws.configFile} changed or disappeared`);

@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { closeInheritedDescriptors } from './inherited-descriptors.js';
 import { ensurePrivateDir } from './private-dir.js';
 import { selfCommand } from './self-command.js';
 import { configArgument, walServerAddress } from './wal-server-address.js';
@@ -78,6 +79,7 @@ export async function serveWalCommands(configFile: string, run: WalRunner): Prom
   if (!address) return say(1, `no WAL server for ${configFile}: the socket path would be too long (set TMPDIR to a shorter directory)`);
   if (!ensurePrivateDir(path.dirname(address.socket))) return say(1, `${path.dirname(address.socket)} is not private to this user: no WAL server`);
   if (await answers(address.socket)) return 0; // another one serves already
+  closeInheritedDescriptors();
   const configPath = address.config;
   const code = fileURLToPath(import.meta.url);
   const served = { config: fingerprint(address.config), code: fingerprint(code) };

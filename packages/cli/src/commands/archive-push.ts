@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { archivePush, archivePushAsync, asyncArchiveSettings, runAsyncArchiver } from '@pgharbor/core';
 import { archiverStarter } from '../archiver-spawn.js';
+import { closeInheritedDescriptors } from '../inherited-descriptors.js';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 
 export function registerArchivePush(program: Command): void {
@@ -33,6 +34,7 @@ export function registerArchivePushAsync(program: Command): void {
     .description('the background archiver that archive-push starts when archive_async is on')
     .action(async (serverName: string, cmd: { pgWal: string }, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>();
+      closeInheritedDescriptors(); // it outlives the archive-push that started it
       await withHarbor(options, async (harbor) => {
         await runAsyncArchiver(harbor, harbor.server(serverName), cmd.pgWal);
       });
