@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { closeInheritedDescriptors } from './inherited-descriptors.js';
+import { closeInheritedDescriptors } from '@pgharbor/core';
 import { ensurePrivateDir } from './private-dir.js';
 import { selfCommand } from './self-command.js';
 import { configArgument, walServerAddress } from './wal-server-address.js';

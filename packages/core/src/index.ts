@@ -77,3 +77,4 @@ export * from './remote/remote-host.js';
 export * from './restore/stage-wal.js';
 export * from './restore/remote-restore.js';
 export { loadExeca } from './lazy-execa.js';
+export { closeInheritedDescriptors } from './inherited-descriptors.js';

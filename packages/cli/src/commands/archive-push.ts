@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { archivePush, archivePushAsync, asyncArchiveSettings, runAsyncArchiver } from '@pgharbor/core';
+import { archivePush, archivePushAsync, asyncArchiveSettings, closeInheritedDescriptors, runAsyncArchiver } from '@pgharbor/core';
 import { archiverStarter } from '../archiver-spawn.js';
-import { closeInheritedDescriptors } from '../inherited-descriptors.js';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 
 export function registerArchivePush(program: Command): void {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError, createLogger, createReceiveWalSlot, dropReceiveWalSlot, resetReceiveWal, runReceiveWal, stopReceiveWal } from '@pgharbor/core';
+import { ConfigError, closeInheritedDescriptors, createLogger, createReceiveWalSlot, dropReceiveWalSlot, resetReceiveWal, runReceiveWal, stopReceiveWal } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 
 interface ReceiveWalFlags {
@@ -56,7 +56,8 @@ export function registerReceiveWal(program: Command): void {
             return;
           }
           default: {
-            // A long-running process: its log lines carry the time.
+            // A long-running process: its log lines carry the time, and it keeps nothing its starter passed down.
+            closeInheritedDescriptors();
             harbor.logger = createLogger({ level: options.logLevel ?? 'info', timestamps: true });
             const abort = new AbortController();
             const stop = (signal: NodeJS.Signals) => abort.abort(new Error(`interrupted by ${signal}`));

@@ -11,6 +11,7 @@ import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Harbor } from '../harbor.js';
+import { closeInheritedDescriptors } from '../inherited-descriptors.js';
 import { createLogger } from '../log.js';
 import { lockFlusher } from './dispatcher.js';
 
@@ -18,6 +19,7 @@ import { lockFlusher } from './dispatcher.js';
 const PASSES_MS = [0, 15_000, 60_000, 300_000];
 
 async function run(configFile: string): Promise<void> {
+  closeInheritedDescriptors(); // it outlives its starter by minutes
   let logFile: string | undefined;
   const logger = createLogger({ level: 'info', timestamps: true, write: (line) => logFile && appendFileSync(logFile, `${line} [flusher ${process.pid}]\n`) });
   const harbor = await Harbor.load({ configFile, logger });

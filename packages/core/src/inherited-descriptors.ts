@@ -1,8 +1,8 @@
 import { closeSync, readFileSync, readdirSync } from 'node:fs';
 
 /**
- * For the processes archive-push leaves running (the WAL server, the async
- * archiver): close what the caller passed down without close-on-exec (from
+ * For the processes pgharbor leaves running (the WAL server, the async
+ * archiver, a receive-wal started by cron, the notification flusher): close what the caller passed down without close-on-exec (from
  * PostgreSQL, a shell, a CI runner). A process that stays for minutes must
  * not hold the write end of a pipe somebody reads to its end, or a lock.
  * Node's and libuv's own descriptors all have close-on-exec, and Node sets
