@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chownToPgUser, pgOsUser } from '@pgharbor/sandbox';
+import { chownToPgUser, pgOsUser, startS3Server } from '@pgharbor/sandbox';
 import { CLI, createWorkspace, pgharbor, switchAndWaitArchived, waitFor, waitPromoted, type Workspace } from './harness.js';
 
 /** The WAL servers serving `configFile` (any environment), from /proc: pid → bytes they have read so far. */
@@ -171,6 +171,47 @@ describe('the WAL server', () => {
     await ws.cluster.query('INSERT INTO t1 VALUES (1001)');
     await switchAndWaitArchived(ws.cluster);
     await waitFor('a new WAL server', async () => ((await walServers(ws.configFile)).size > 0 ? true : undefined));
+  });
+
+  it('serves S3 repositories too (the full path, loaded once in the server): a served push fetches back intact', async () => {
+    const s3 = await startS3Server({ buckets: ['walserver'], conditionalWrites: true });
+    try {
+      const config = path.join(ws.dir, 's3.yaml');
+      await writeFile(
+        config,
+        ['servers:', '  pg:', `    conninfo: "${ws.cluster.conninfo}"`, '    repositories:',
+          `      - { type: s3, endpoint: "${s3.endpoint}", force_path_style: true, bucket: walserver, access_key_id: { from_env: PGH_WS_KEY }, secret_access_key: { from_env: PGH_WS_SECRET }, compression: lz4 }`, ''].join('\n'),
+      );
+      await chownToPgUser(config);
+      const env = { PGH_WS_KEY: s3.accessKeyId, PGH_WS_SECRET: s3.secretAccessKey };
+      // Two archived segments, fetched from the posix repository.
+      const walDir = path.join(ws.repoDir, 'pg', 'wal');
+      const names = (await Promise.all((await readdir(walDir)).map((d) => readdir(path.join(walDir, d))))).flat().filter((f) => /^[0-9A-F]{24}-/.test(f)).map((f) => f.slice(0, 24)).sort().slice(0, 2);
+      expect(names).toHaveLength(2);
+      const source = path.join(ws.dir, 's3-source');
+      await mkdir(source);
+      await chownToPgUser(source);
+      for (const name of names) expect((await ws.run(['archive-get', 'pg', name, path.join(source, name)])).exitCode).toBe(0);
+
+      const alone = await pgharbor(['--config', config, 'archive-push', 'pg', path.join(source, names[0])], { asPgUser: true, env });
+      expect(alone.stderr).toBe('');
+      expect(alone.exitCode).toBe(0);
+      const servers = await waitFor('a single WAL server for the S3 config', async () => ((await walServers(config)).size === 1 ? walServers(config) : undefined));
+      await serving(config, servers.keys());
+      const [pid] = servers.keys();
+      const served = await pgharbor(['--config', config, 'archive-push', 'pg', path.join(source, names[1])], { asPgUser: true, env });
+      expect(served.stderr).toBe('');
+      expect(served.exitCode).toBe(0);
+      expect((await walServers(config)).get(pid)! - servers.get(pid)!).toBeGreaterThanOrEqual(16 * 1024 * 1024); // the server read the segment
+      const back = path.join(ws.dir, 's3-back');
+      const get = await pgharbor(['--config', config, 'archive-get', 'pg', names[1], back], { asPgUser: true, env });
+      expect(get.exitCode).toBe(0);
+      expect((await readFile(back)).equals(await readFile(path.join(source, names[1])))).toBe(true);
+      // What the server logs never holds a secret.
+      expect(await serverLogs()).not.toContain(s3.secretAccessKey);
+    } finally {
+      await s3.destroy();
+    }
   });
 
   it('archive_server: false starts none', async () => {

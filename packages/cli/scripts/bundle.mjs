@@ -27,7 +27,7 @@ await build({
   ...common,
   entryPoints: [path.join(dist, 'bin.js')],
   outfile: path.join(dist, 'bin.cjs'),
-  external: ['./main.js'], // the full CLI: a real import() of the ES module beside the bundle
+  external: ['./main.js', './wal-full.js'], // the full CLI and WAL path: a real import() of the ES modules beside the bundle
 });
 chmodSync(path.join(dist, 'bin.cjs'), 0o755);
 

@@ -10,6 +10,7 @@
 import { confirmFromSpool } from './async-confirm.js';
 import { loadWalBundle } from './wal-bundle.js';
 import { askWalServer } from './wal-client.js';
+import type { FullWalRunner } from './wal-command.js';
 
 async function run(): Promise<void> {
   const walCall = process.argv.some((arg) => arg === 'archive-push' || arg === 'archive-get');
@@ -19,9 +20,12 @@ async function run(): Promise<void> {
   // then the resident WAL server of this config (wal-server.ts), which has everything loaded already.
   if (walCall) code = confirmFromSpool(process.argv) ?? (await askWalServer(process.argv));
   if (hot && code === undefined) {
+    // Configs the lean path leaves alone (S3, SFTP, notifications, ...): loaded like every command loads them.
+    const full: FullWalRunner = async (argv, options) => (await import('./wal-full.js')).runFullWalCommand(argv, options);
     // The bundle of wal-command.ts, with V8's code cache (wal-bundle.ts); absent after a tsc-only build.
     const bundle = loadWalBundle();
-    if (bundle) code = await bundle.exports.runWalCommand(process.argv, { startServer: walCall });
+    if (bundle) code = await bundle.exports.runWalCommand(process.argv, { startServer: walCall, full });
+    if (code === undefined && walCall) code = await full(process.argv, { startServer: true });
   }
   if (code === undefined) {
     const { main } = await import('./main.js');

@@ -17,9 +17,10 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
+import type { FullWalRunner } from './wal-command.js';
 
 export interface WalBundle {
-  runWalCommand(argv: string[], options?: { startServer?: boolean }): Promise<number | undefined>;
+  runWalCommand(argv: string[], options?: { startServer?: boolean; full?: FullWalRunner }): Promise<number | undefined>;
 }
 
 export interface LoadedWalBundle {

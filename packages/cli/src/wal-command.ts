@@ -6,102 +6,55 @@
  * YAML/JSON config, the posix driver and the archive code; no commander, no
  * validator, no PostgreSQL client. Anything it does not handle alone (a
  * config without --config, JS/TS configs, plugins, notifications, archive
- * hook scripts, non-posix repositories) goes through the full CLI, which
- * behaves the same, only slower to start.
+ * hook scripts, non-posix repositories) goes through the full path
+ * (wal-full.ts), which behaves the same, only slower to start. It also
+ * runs the WAL server (wal-server.ts), which serves both.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import yaml from 'js-yaml';
-import { Harbor, HarborError, archiveGet, archivePush, archivePushAsync, asyncArchiveSettings, createLogger, redact, type LoadedConfig, type PgharborConfig, type ServerConfig } from '@pgharbor/core';
+import { Harbor, createLogger, type LoadedConfig, type PgharborConfig, type ServerConfig } from '@pgharbor/core';
 import posixPlugin from '@pgharbor/storage-posix';
-import { archiverStarter } from './archiver-spawn.js';
-import { rememberSpool } from './async-confirm.js';
-import { serveWalCommands, startWalServer, type WalRunOptions } from './wal-server.js';
+import { parseWalArgs } from './wal-args.js';
+import { processIo, serveWalCommands, startWalServer, type WalRunOptions } from './wal-server.js';
+import { runWalWork } from './wal-work.js';
 
-interface WalArgs {
-  config?: string;
-  json: boolean;
-  command: 'archive-push' | 'archive-get' | 'wal-server';
-  operands: string[];
-}
+/** wal-full.ts's runFullWalCommand. */
+export type FullWalRunner = (argv: string[], options: WalRunOptions & { startServer?: boolean }) => Promise<number | undefined>;
 
 export interface WalCommandOptions extends WalRunOptions {
   /** After doing the work alone, start a WAL server for the next calls (bin.ts, when none answered). */
   startServer?: boolean;
+  /**
+   * The full path (wal-full.ts: an ES module, which bin.ts imports on
+   * demand): what the WAL server runs for the configs the lean path leaves to it.
+   */
+  full?: FullWalRunner;
 }
 
-const processIo = { stdout: (text: string) => void process.stdout.write(text), stderr: (text: string) => void process.stderr.write(text) };
-
-/** Returns the exit code, or undefined when the full CLI must handle this invocation. */
+/** Returns the exit code, or undefined when the full path must handle this invocation. */
 export async function runWalCommand(argv: string[], options: WalCommandOptions = {}): Promise<number | undefined> {
-  const args = parseArgs(argv.slice(2));
+  const args = parseWalArgs(argv.slice(2));
   if (!args?.config) return undefined;
   const cwd = options.cwd ?? process.cwd();
   const io = options.io ?? processIo;
+  if (args.command === 'wal-server') {
+    if (args.operands.length !== 0) return undefined;
+    return serveWalCommands(path.resolve(cwd, args.config), (served, request) => runWalCommand(served, { ...request, full: options.full }));
+  }
   const loaded = readSimpleConfig(path.resolve(cwd, args.config));
-  if (!loaded) return undefined;
-  if (args.command === 'wal-server') return args.operands.length === 0 ? serveWalCommands(loaded.filepath, runWalCommand) : undefined;
-  const serverName = args.operands[0];
-  const server = loaded.config.servers[serverName];
-  if (!server || !isLeanServer(server, loaded.dir)) return undefined;
+  const server = loaded?.config.servers[args.operands[0]];
+  if (!loaded || !server || !isLeanServer(server, loaded.dir)) {
+    // In the WAL server the full path is loaded already: it serves what the lean one cannot.
+    return options.viaServer && options.full ? options.full(argv, { cwd, io, viaServer: true }) : undefined;
+  }
   if (options.viaServer && server.archive_server === false) return undefined;
   server.method ??= 'basebackup';
 
-  const code = await runLean(args, loaded, serverName, server, cwd, io);
+  const logger = createLogger({ level: 'warn', write: (line) => io.stderr(line + '\n') });
+  const code = await runWalWork(() => Harbor.fromTrustedConfig(loaded, [posixPlugin], logger), args, cwd, io);
   if (options.startServer && server.archive_server !== false) startWalServer(loaded.filepath);
   return code;
-}
-
-async function runLean(args: WalArgs, loaded: LoadedConfig, serverName: string, server: ServerConfig, cwd: string, io: NonNullable<WalRunOptions['io']>): Promise<number | undefined> {
-  try {
-    const harbor = await Harbor.fromTrustedConfig(loaded, [posixPlugin], createLogger({ level: 'warn', write: (line) => io.stderr(line + '\n') }));
-    try {
-      const handle = harbor.server(serverName);
-      if (args.command === 'archive-push') {
-        if (args.operands.length !== 2) return undefined;
-        const walPath = path.resolve(cwd, args.operands[1]);
-        if (server.archive_async) {
-          const settings = asyncArchiveSettings(harbor, handle);
-          rememberSpool(loaded.filepath, serverName, settings.spoolDir);
-          await archivePushAsync(settings, serverName, walPath, archiverStarter(loaded.filepath, serverName, settings.spoolDir));
-          return 0;
-        }
-        const results = await archivePush(harbor, handle, walPath);
-        if (args.json) io.stdout(JSON.stringify(results) + '\n');
-        return 0;
-      }
-      if (args.operands.length !== 3) return undefined;
-      const outcome = await archiveGet(harbor, handle, args.operands[1], path.resolve(cwd, args.operands[2]));
-      return outcome.found ? 0 : 1;
-    } finally {
-      await harbor.close();
-    }
-  } catch (error) {
-    if (error instanceof HarborError) {
-      io.stderr(redact(`ERROR: ${error.message}\n${error.hint ? `HINT: ${error.hint}\n` : ''}`));
-      return error.exitCode;
-    }
-    io.stderr(redact(`ERROR: ${(error as Error)?.message ?? String(error)}\n`));
-    return 1;
-  }
-}
-
-function parseArgs(args: string[]): WalArgs | undefined {
-  let config: string | undefined;
-  let json = false;
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === '--config' || arg === '-c') config = args[++i];
-    else if (arg.startsWith('--config=')) config = arg.slice('--config='.length);
-    else if (arg === '--json') json = true;
-    else if (arg === '--log-level') i++;
-    else if (arg.startsWith('-')) return undefined; // anything unusual: let the full CLI explain it
-    else rest.push(arg);
-  }
-  const [command, ...operands] = rest;
-  if (command !== 'archive-push' && command !== 'archive-get' && command !== 'wal-server') return undefined;
-  return { config, json, command, operands };
 }
 
 function readSimpleConfig(file: string): LoadedConfig | undefined {

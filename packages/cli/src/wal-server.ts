@@ -45,26 +45,42 @@ export interface WalReply {
   stderr?: string;
 }
 
+export interface WalIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+/** A call's own stdout and stderr. */
+export const processIo: WalIo = { stdout: (text) => void process.stdout.write(text), stderr: (text) => void process.stderr.write(text) };
+
 export interface WalRunOptions {
   cwd?: string;
-  io?: { stdout(text: string): void; stderr(text: string): void };
+  io?: WalIo;
   /** Set by the server: a server section with `archive_server: false` leaves the work to the caller. */
   viaServer?: boolean;
 }
 
 export type WalRunner = (argv: string[], options: WalRunOptions) => Promise<number | undefined>;
 
+/**
+ * The environment this process started with. A server is found by its
+ * caller's environment, so it must be started with exactly that, not with
+ * what loading pgharbor changed since (the S3 driver sets a variable of the
+ * AWS SDK's): this module is loaded before any driver.
+ */
+const startEnv = { ...process.env };
+
 /** Start a server for `configFile` in the background, for the calls after this one. */
 export function startWalServer(configFile: string): void {
   try {
-    const address = walServerAddress(configFile);
+    const address = walServerAddress(configFile, process.cwd(), startEnv);
     if (!address || !ensurePrivateDir(path.dirname(address.socket))) return;
     const log = openSync(address.log, 'a', 0o600);
     try {
       const [node, bin] = selfCommand();
       const { spawn } = load<typeof import('node:child_process')>('node:child_process');
       // cwd /: a resident process must not pin whatever directory its first caller ran in.
-      spawn(node, [bin, '--config', address.config, 'wal-server'], { detached: true, stdio: ['ignore', log, log], cwd: '/' }).unref();
+      spawn(node, [bin, '--config', address.config, 'wal-server'], { detached: true, stdio: ['ignore', log, log], cwd: '/', env: startEnv }).unref();
     } finally {
       closeSync(log);
     }
@@ -75,7 +91,7 @@ export function startWalServer(configFile: string): void {
 
 /** Serve until idle or stale; resolves with the exit code. */
 export async function serveWalCommands(configFile: string, run: WalRunner): Promise<number> {
-  const address = walServerAddress(configFile);
+  const address = walServerAddress(configFile, process.cwd(), startEnv);
   if (!address) return say(1, `no WAL server for ${configFile}: the socket path would be too long (set TMPDIR to a shorter directory)`);
   if (!ensurePrivateDir(path.dirname(address.socket))) return say(1, `${path.dirname(address.socket)} is not private to this user: no WAL server`);
   if (await answers(address.socket)) return 0; // another one serves already
