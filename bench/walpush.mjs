@@ -8,7 +8,7 @@
 // Every command starts without NODE_EXTRA_CA_CERTS (a production server does
 // not have it; here it costs ~30 ms per Node start) and runs as the postgres
 // OS user, as archive_command does.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, fork, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync, rmSync, existsSync, chownSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
@@ -39,6 +39,17 @@ const machineLoad = () => {
   const psi = (() => { try { return /some avg10=([\d.]+)/.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1]; } catch { return undefined; } })();
   return `load1 ${load1}${psi !== undefined ? `, CPU pressure ${psi}%` : ''}`;
 };
+
+if (process.argv[2] === '--s3-server') {
+  // Child mode: an S3 server (TLS, as pgBackRest requires) in a process of its own, since the
+  // timing loop below blocks this one in spawnSync.
+  const { startS3Server } = await import('@pgharbor/sandbox');
+  const s3 = await startS3Server({ buckets: ['walbench'], conditionalWrites: true, tls: true, rootDir: process.argv[3] });
+  process.send({ endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, caFile: s3.caFile });
+  process.on('disconnect', () => s3.destroy().then(() => process.exit(0)));
+  await new Promise(() => {});
+}
+const S3_SECTION = process.env.WALPUSH_S3 !== '0';
 
 const root = await mkdtemp(path.join(process.env.TARGET_ROOT ?? '/var/tmp', 'pgharbor-walbench-'));
 await chownToPgUser(root);
@@ -119,6 +130,13 @@ try {
     results.push(`| ${m.label} | ${v.length} | ${median(v).toFixed(1)} | ${pct(v, 0.9).toFixed(1)} | ${(median(v) / base).toFixed(2)} | ${same ? (median(v) / same).toFixed(2) : '-'} |`);
   }
   console.log(results.join('\n'));
+
+  // WALPUSH_S3=0 skips this section.
+  if (S3_SECTION) {
+    const lines = await s3Section(segments);
+    console.log(lines.join('\n'));
+    results = results.concat(lines);
+  }
 
   // ASYNC_SECONDS=0 skips this section (e.g. while iterating on the synchronous figures).
   if (ASYNC_SECONDS > 0) {
@@ -213,4 +231,62 @@ try {
 } finally {
   await cluster.destroy().catch(() => {});
   rmSync(root, { recursive: true, force: true });
+}
+
+/**
+ * archive-push into an S3 repository (the sandbox's S3 server over TLS on
+ * loopback), lz4, side by side with pgBackRest into the same server: as
+ * configured by default (the WAL server, which loads the S3 driver once), alone
+ * (archive_server: false: every call loads the full CLI and the AWS SDK), and
+ * pgbackrest archive-push.
+ */
+async function s3Section(segments) {
+  const s3Dir = path.join(root, 's3');
+  mkdirSync(s3Dir);
+  const child = fork(fileURLToPath(import.meta.url), ['--s3-server', s3Dir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const s3 = await new Promise((resolve, reject) => child.once('message', resolve).once('error', reject).once('exit', (code) => reject(new Error(`S3 server exited with ${code}`))));
+    const caFile = path.join(root, 's3-ca.pem');
+    writeFileSync(caFile, readFileSync(s3.caFile));
+    chownSync(caFile, user.uid, user.gid);
+    const s3env = { ...env, PGH_BENCH_S3_KEY: s3.accessKeyId, PGH_BENCH_S3_SECRET: s3.secretAccessKey };
+    const methods = [];
+    for (const alone of [false, true]) {
+      const label = `pgharbor_s3_lz4${alone ? '_alone' : ''}`;
+      const config = path.join(root, `${label}.yaml`);
+      writeFileSync(config, `servers:\n  bench:\n    conninfo: "${cluster.conninfo}"\n${alone ? '    archive_server: false\n' : ''}    repositories:\n      - { type: s3, endpoint: "${s3.endpoint}", force_path_style: true, bucket: walbench, prefix: ${label}, ca_file: ${caFile}, access_key_id: { from_env: PGH_BENCH_S3_KEY }, secret_access_key: { from_env: PGH_BENCH_S3_SECRET }, compression: lz4 }\n`);
+      methods.push({ label, run: (seg) => asPg(process.execPath, [CLI, '--config', config, 'archive-push', 'bench', seg], { env: s3env }) });
+    }
+    if (PGBACKREST) {
+      const url = new URL(s3.endpoint);
+      const conf = path.join(root, 'pgbackrest-s3.conf');
+      writeFileSync(conf, `[global]\nrepo1-type=s3\nrepo1-s3-endpoint=localhost\nrepo1-storage-port=${url.port}\nrepo1-s3-bucket=walbench\nrepo1-s3-region=us-east-1\nrepo1-s3-key=${s3.accessKeyId}\nrepo1-s3-key-secret=${s3.secretAccessKey}\nrepo1-s3-uri-style=path\nrepo1-storage-ca-file=${caFile}\nrepo1-path=/pgbackrest\ncompress-type=lz4\narchive-async=n\nlog-path=${root}/pgbr-log\nlock-path=${root}/pgbr-lock\nspool-path=${root}/pgbr-spool\nlog-level-console=warn\nlog-level-file=off\n\n[bench]\npg1-path=${cluster.dataDir}\npg1-port=${cluster.port}\npg1-socket-path=${cluster.socketDir}\npg1-user=postgres\n`);
+      chownSync(conf, user.uid, user.gid);
+      const created = asPg(PGBACKREST, [`--config=${conf}`, '--stanza=bench', 'stanza-create']);
+      if (created.status !== 0) throw new Error(`pgbackrest stanza-create (S3): ${created.stderr}${created.stdout}`);
+      methods.push({ label: 'pgbackrest_s3_lz4', run: (seg) => asPg(PGBACKREST, [`--config=${conf}`, '--stanza=bench', 'archive-push', seg]) });
+    }
+    const times = Object.fromEntries(methods.map((m) => [m.label, []]));
+    const loadBefore = machineLoad();
+    segments.forEach((seg, i) => {
+      for (let k = 0; k < methods.length; k++) {
+        const m = methods[(k + i) % methods.length];
+        const start = process.hrtime.bigint();
+        const r = m.run(seg);
+        const t = ms(start);
+        if (r.status !== 0) throw new Error(`${m.label} failed on ${path.basename(seg)}: ${r.stderr}`);
+        times[m.label].push(t);
+      }
+    });
+    const pgbr = times.pgbackrest_s3_lz4 ? median(times.pgbackrest_s3_lz4) : undefined;
+    const lines = ['', '## archive-push into S3 (sandbox S3 server, TLS, loopback; lz4)', '', `${segments.length} segments, one pass (the first pgharbor call starts the WAL server); ${loadBefore} before, ${machineLoad()} after`, '',
+      '| method | n | median ms | p90 ms | x pgbackrest |', '|---|---|---|---|---|'];
+    for (const m of methods) {
+      const v = times[m.label];
+      lines.push(`| ${m.label} | ${v.length} | ${median(v).toFixed(1)} | ${pct(v, 0.9).toFixed(1)} | ${pgbr ? (median(v) / pgbr).toFixed(2) : '-'} |`);
+    }
+    return lines;
+  } finally {
+    child.disconnect();
+  }
 }
