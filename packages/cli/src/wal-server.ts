@@ -97,8 +97,8 @@ export async function serveWalCommands(configFile: string, run: WalRunner): Prom
   if (await answers(address.socket)) return 0; // another one serves already
   closeInheritedDescriptors();
   const configPath = address.config;
-  const code = fileURLToPath(import.meta.url);
-  const served = { config: fingerprint(address.config), code: fingerprint(code) };
+  const codeFile = fileURLToPath(import.meta.url);
+  const served = { config: fingerprint(address.config), code: fingerprint(codeFile) };
   if (!served.config) return say(1, `cannot read ${address.config}`);
 
   const server = load<typeof net>('node:net').createServer({ allowHalfOpen: true }, (socket) => void handle(socket));
@@ -107,7 +107,7 @@ export async function serveWalCommands(configFile: string, run: WalRunner): Prom
   let stopping: string | undefined;
   const stale = (): string | undefined => {
     if (fingerprint(address.config) !== served.config) return `${address.config} changed or disappeared`;
-    if (fingerprint(code) !== served.code) return 'pgharbor was rebuilt or upgraded';
+    if (fingerprint(codeFile) !== served.code) return 'pgharbor was rebuilt or upgraded';
     return undefined;
   };
 
@@ -138,6 +138,11 @@ export async function serveWalCommands(configFile: string, run: WalRunner): Prom
 
   const socketPath = address.socket;
   const ownSocket = `${socketPath}.${process.pid}`;
+  try {
+    unlinkSync(ownSocket); // left by a killed server that had this pid
+  } catch {
+    // the usual case: none
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(ownSocket, () => resolve());
