@@ -7,9 +7,14 @@ export interface GlobalOptions {
   logLevel?: LogLevel;
 }
 
+/** Load the config and plugins as every command does. */
+export function loadHarbor(options: GlobalOptions): Promise<Harbor> {
+  return Harbor.load({ configFile: options.config, logger: createLogger({ level: options.logLevel ?? 'info' }) });
+}
+
 /** Load the config and plugins, run `fn`, and always release connections. */
 export async function withHarbor<T>(options: GlobalOptions, fn: (harbor: Harbor) => Promise<T>): Promise<T> {
-  const harbor = await Harbor.load({ configFile: options.config, logger: createLogger({ level: options.logLevel ?? 'info' }) });
+  const harbor = await loadHarbor(options);
   try {
     return await fn(harbor);
   } finally {

@@ -93,7 +93,7 @@ export function startWalServer(configFile: string): void {
 export async function serveWalCommands(configFile: string, run: WalRunner): Promise<number> {
   const address = walServerAddress(configFile, process.cwd(), startEnv);
   if (!address) return say(1, `no WAL server for ${configFile}: the socket path would be too long (set TMPDIR to a shorter directory)`);
-  if (!ensurePrivateDir(path.dirname(address.socket))) return say(1, `${path.dirname(address.socket)} is not private to this user: no WAL server`);
+  if (!ensurePrivateDir(path.dirname(address.socket))) return say(1, `${path.dirname(address.socket)} is not private to this user (owned by another, or writable by others): no WAL server; remove it, or chown it to this user and chmod 700`);
   if (await answers(address.socket)) return 0; // another one serves already
   closeInheritedDescriptors();
   const configPath = address.config;

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
-import { archiveGet } from '@pgharbor/core';
-import { withHarbor, type GlobalOptions } from '../cli-context.js';
+import { loadHarbor, type GlobalOptions } from '../cli-context.js';
+import type { WalArgs } from '../wal-args.js';
+import { processIo } from '../wal-server.js';
+import { runWalWork } from '../wal-work.js';
 
 export function registerArchiveGet(program: Command): void {
   program
@@ -10,11 +12,9 @@ export function registerArchiveGet(program: Command): void {
     .argument('<destination>', 'the %p of restore_command')
     .description("fetch a WAL file from the repositories (for restore_command = 'pgharbor archive-get SERVER %f %p')")
     .action(async (serverName: string, name: string, destination: string, _options, command: Command) => {
+      // Mostly reached for arguments the WAL paths do not parse themselves (bin.ts): the same work, wal-work.ts.
       const options = command.optsWithGlobals<GlobalOptions>();
-      await withHarbor(options, async (harbor) => {
-        const outcome = await archiveGet(harbor, harbor.server(serverName), name, destination);
-        // Not found is routine (PostgreSQL probes for future timelines): exit 1 without a word.
-        if (!outcome.found) process.exitCode = 1;
-      });
+      const args: WalArgs = { config: options.config, json: options.json ?? false, logLevel: options.logLevel, command: 'archive-get', operands: [serverName, name, destination] };
+      process.exitCode = (await runWalWork(() => loadHarbor(options), args, process.cwd(), processIo)) ?? 2;
     });
 }

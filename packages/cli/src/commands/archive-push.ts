@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
-import { archivePush, archivePushAsync, asyncArchiveSettings, closeInheritedDescriptors, runAsyncArchiver } from '@pgharbor/core';
-import { archiverStarter } from '../archiver-spawn.js';
-import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
+import { closeInheritedDescriptors, runAsyncArchiver } from '@pgharbor/core';
+import { loadHarbor, withHarbor, type GlobalOptions } from '../cli-context.js';
+import type { WalArgs } from '../wal-args.js';
+import { processIo } from '../wal-server.js';
+import { runWalWork } from '../wal-work.js';
 
 export function registerArchivePush(program: Command): void {
   program
@@ -10,18 +12,10 @@ export function registerArchivePush(program: Command): void {
     .argument('<wal-path>', "the %p of archive_command: archive_command = 'pgharbor archive-push SERVER %p'")
     .description('store a WAL file in every repository of the server (for archive_command)')
     .action(async (serverName: string, walPath: string, _options, command: Command) => {
+      // Mostly reached for arguments the WAL paths do not parse themselves (bin.ts): the same work, wal-work.ts.
       const options = command.optsWithGlobals<GlobalOptions>();
-      await withHarbor(options, async (harbor) => {
-        const server = harbor.server(serverName);
-        if (server.config.archive_async) {
-          const settings = asyncArchiveSettings(harbor, server);
-          await archivePushAsync(settings, serverName, walPath, archiverStarter(harbor.config.filepath, serverName, settings.spoolDir));
-          return;
-        }
-        const results = await archivePush(harbor, server, walPath);
-        // archive_command output lands in the PostgreSQL log: say nothing on success unless asked.
-        if (options.json) output(options, results, () => '');
-      });
+      const args: WalArgs = { config: options.config, json: options.json ?? false, logLevel: options.logLevel, command: 'archive-push', operands: [serverName, walPath] };
+      process.exitCode = (await runWalWork(() => loadHarbor(options), args, process.cwd(), processIo)) ?? 2;
     });
 }
 
