@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,6 +135,22 @@ export async function pgbenchChecksums(cluster: SandboxCluster, database = 'post
   const out: Record<string, string> = {};
   for (const [table, key] of tables) out[table] = await cluster.tableChecksum(database, table, key);
   return out;
+}
+
+/**
+ * A copy of the cluster's current WAL segment, in `ws.dir` under its own
+ * name, whose page header names another cluster (sandbox clusters share
+ * their template's system identifier, so one is forged): what archive-push
+ * must refuse.
+ */
+export async function foreignSegment(ws: Pick<Workspace, 'dir' | 'cluster'>): Promise<string> {
+  const [{ file }] = await ws.cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS file');
+  const bytes = await readFile(path.join(ws.cluster.dataDir, 'pg_wal', file));
+  bytes.writeBigUInt64LE(bytes.readBigUInt64LE(24) + 1n, 24);
+  const foreign = path.join(ws.dir, file);
+  await writeFile(foreign, bytes);
+  await chownToPgUser(foreign);
+  return foreign;
 }
 
 /** Close the current WAL segment and wait until archive_command has stored it. */

@@ -2,7 +2,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWorkspace, switchAndWaitArchived, pgharbor, waitFor, waitPromoted, type Workspace } from './harness.js';
+import { createWorkspace, foreignSegment, switchAndWaitArchived, pgharbor, waitFor, waitPromoted, type Workspace } from './harness.js';
 
 const ids = async (cluster: { query: Workspace['cluster']['query'] }) =>
   (await cluster.query<{ id: number }>('SELECT id FROM t1 ORDER BY id')).map((r) => r.id);
@@ -167,12 +167,7 @@ describe('WAL archiving and point-in-time recovery', () => {
   });
 
   it('archive-push refuses a segment of another cluster', async () => {
-    // Sandbox clusters share their template's system identifier, so forge another one into a real segment's header.
-    const [{ file }] = await ws.cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS file');
-    const bytes = await readFile(path.join(ws.cluster.dataDir, 'pg_wal', file));
-    bytes.writeBigUInt64LE(bytes.readBigUInt64LE(24) + 1n, 24);
-    const foreign = path.join(ws.dir, file);
-    await writeFile(foreign, bytes);
+    const foreign = await foreignSegment(ws);
     const result = await ws.run(['archive-push', 'pg', foreign]);
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(/belongs to the cluster with system identifier \d+, but .* holds server pg with \d+/);

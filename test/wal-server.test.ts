@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownToPgUser, pgOsUser, startS3Server } from '@pgharbor/sandbox';
-import { CLI, createWorkspace, pgharbor, switchAndWaitArchived, waitFor, waitPromoted, type Workspace } from './harness.js';
+import { CLI, createWorkspace, foreignSegment, pgharbor, switchAndWaitArchived, waitFor, waitPromoted, type Workspace } from './harness.js';
 
 /** The WAL servers serving `configFile` (any environment), from /proc: pid → bytes they have read so far. */
 async function walServers(configFile: string): Promise<Map<number, number>> {
@@ -83,12 +83,7 @@ describe('the WAL server', () => {
   });
 
   it('relays errors and the caller\'s working directory: a foreign segment is refused with its hint, archive-get writes where the caller is', async () => {
-    const [{ file }] = await ws.cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS file');
-    const bytes = await readFile(path.join(ws.cluster.dataDir, 'pg_wal', file));
-    bytes.writeBigUInt64LE(bytes.readBigUInt64LE(24) + 1n, 24);
-    const foreign = path.join(ws.dir, file);
-    await writeFile(foreign, bytes);
-    await chownToPgUser(foreign);
+    const foreign = await foreignSegment(ws);
     const servedBefore = await walServers(ws.configFile);
     // The first call of this environment works alone and starts a server; the second is served by it.
     const alone = await ws.run(['archive-push', 'pg', foreign]);
