@@ -93,6 +93,16 @@ describe('faults: the CLI fails cleanly, explains, and writes nothing', () => {
   afterAll(async () => ws?.cleanup());
 
   describe('usage and configuration errors: exit code 2', () => {
+    it('a backup id that is a path or not an id is refused in one line, before any storage is touched', async () => {
+      for (const args of [['show-backup', 'pg', '../../etc'], ['delete', 'pg', '../x'], ['verify', 'pg', 'a/b'], ['keep', 'pg', '..'], ['list-files', 'pg', '20261125T142600/../x'], ['restore', 'pg', '../x', path.join(ws.dir, 'never')]]) {
+        const result = await ws.run(args);
+        expect(result.exitCode, args.join(' ')).toBe(2);
+        expect(result.stderr).toMatch(/^ERROR: "[^"]+" is not a backup id\nHINT: backup ids are UTC start times/);
+        expect(result.stderr).not.toMatch(/\n\s+at |invalid storage key/);
+      }
+      expect(existsSync(path.join(ws.dir, 'never'))).toBe(false);
+    });
+
     it('an unknown server name lists the configured servers', async () => {
       const cfg = await writeConfig({
         top: [],

@@ -15,6 +15,7 @@ const bundle = bundleFile(dist);
 const loaded = loadWalBundle(bundle, false);
 if (!loaded) throw new Error(`${bundle} is missing: run the bundle step first`);
 
+let forgetScratchConfig = () => {};
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'pgharbor-code-cache-'));
 try {
   // A 4 MiB "segment" with a PostgreSQL 15 long page header: two read chunks, several compression frames.
@@ -32,6 +33,11 @@ try {
     config,
     ['servers:', ...['none', 'lz4'].flatMap((c) => [`  train_${c}:`, '    conninfo: "host=/nonexistent"', `    repositories: [{ type: posix, path: ${scratch}/repo-${c}, compression: ${c} }]`])].join('\n') + '\n',
   );
+  // The lean path runs only on a config the full path validated (src/validated-config.ts): validate it once.
+  const { runFullWalCommand } = await import(path.join(dist, 'wal-full.js'));
+  const { forgetValidatedConfig } = await import(path.join(dist, 'validated-config.js'));
+  forgetScratchConfig = () => forgetValidatedConfig(config);
+  await runFullWalCommand([process.execPath, 'bin.js', '--config', config, 'archive-get', 'train_none', '000000010000000000000009', path.join(scratch, 'missing')], { io: { stdout() {}, stderr() {} } });
   const run = async (...args) => {
     const code = await loaded.exports.runWalCommand([process.execPath, 'bin.js', '--config', config, ...args]);
     if (code === undefined) throw new Error(`training run: the lean path refused ${args.join(' ')}`);
@@ -46,5 +52,6 @@ try {
   writeFileSync(`${out}.tmp`, codeCache(loaded));
   renameSync(`${out}.tmp`, out);
 } finally {
+  forgetScratchConfig();
   rmSync(scratch, { recursive: true, force: true });
 }

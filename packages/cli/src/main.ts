@@ -51,7 +51,10 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(redact(`ERROR: ${error.message}\n${error.hint ? `HINT: ${error.hint}\n` : ''}`));
       return error.exitCode;
     }
-    process.stderr.write(redact(`ERROR: ${(error as Error)?.stack ?? String(error)}\n`));
+    // Not one of ours: one line for the operator; the stack only when asked for (--log-level debug).
+    const debug = argv.some((arg, i) => arg === '--log-level=debug' || (arg === '--log-level' && argv[i + 1] === 'debug'));
+    const text = debug ? ((error as Error)?.stack ?? String(error)) : `${(error as Error)?.message ?? String(error)}\nHINT: run again with --log-level debug to see where it failed, and report it if it looks like a bug in pgharbor`;
+    process.stderr.write(redact(`ERROR: ${text}\n`));
     return 1;
   }
 }

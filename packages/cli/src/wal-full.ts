@@ -14,6 +14,7 @@ import { Harbor, createLogger } from '@pgharbor/core';
 import { parseWalArgs } from './wal-args.js';
 import { processIo, startWalServer, type WalRunOptions } from './wal-server.js';
 import { runWalWork } from './wal-work.js';
+import { readConfigText, rememberValidatedConfig } from './validated-config.js';
 
 /** The exit code, or undefined when the full CLI must parse and explain these arguments (or the WAL server declines). */
 export async function runFullWalCommand(argv: string[], options: WalRunOptions & { startServer?: boolean } = {}): Promise<number | undefined> {
@@ -30,7 +31,10 @@ export async function runFullWalCommand(argv: string[], options: WalRunOptions &
     return harbor.config.config.servers[args.operands[0]]?.archive_server !== false;
   };
   const load = async () => {
+    const textBefore = configFile && readConfigText(configFile);
     harbor = await Harbor.load({ configFile, cwd, logger: createLogger({ level: args.logLevel ?? 'info', write: (line) => io.stderr(line + '\n') }) });
+    // The lean path's next calls use this validation (validated-config.ts); configs with plugins it never takes.
+    if (!harbor.config.config.plugins?.length) rememberValidatedConfig(harbor.config, textBefore || undefined);
     return harbor;
   };
   const code = await runWalWork(load, args, cwd, io, options.viaServer ? servable : undefined);

@@ -17,12 +17,13 @@
  * or disappears, when pgharbor is rebuilt or upgraded, or when another
  * server took its socket.
  */
-import { closeSync, openSync, renameSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { closeSync, openSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { closeInheritedDescriptors } from '@pgharbor/core';
+import { fingerprint } from './file-fingerprint.js';
 import { ensurePrivateDir } from './private-dir.js';
 import { selfCommand } from './self-command.js';
 import { configArgument, walServerAddress } from './wal-server-address.js';
@@ -212,17 +213,6 @@ function answers(socket: string): Promise<boolean> {
     });
     probe.on('error', () => resolve(false));
   });
-}
-
-/** What identifies a file's version: a change of any of these means it was edited, replaced or removed. */
-function fingerprint(file: string): string | undefined {
-  let info: Stats;
-  try {
-    info = statSync(file);
-  } catch {
-    return undefined;
-  }
-  return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
 }
 
 function log(message: string): void {

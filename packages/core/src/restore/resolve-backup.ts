@@ -2,13 +2,30 @@ import { HarborError } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
 import type { BackupManifest } from '../repository/manifest.js';
 import { displayStatus } from '../repository/backup-status.js';
+import { isBackupId } from '../repository/backup-id.js';
+
+const ALIASES = ['latest', 'last', 'oldest', 'first'];
+
+/**
+ * A backup id from the command line is a key part in the repository: refuse
+ * anything that is not one (a path, "..") before it reaches a storage
+ * driver, whose own key check would only say "invalid storage key".
+ */
+export function assertBackupIdArgument(idOrAlias: string): void {
+  if (ALIASES.includes(idOrAlias) || isBackupId(idOrAlias)) return;
+  throw new HarborError(`"${idOrAlias}" is not a backup id`, {
+    hint: `backup ids are UTC start times such as 20261125T142600 (see pgharbor list-backups), or one of ${ALIASES.join(', ')}`,
+    exitCode: 2,
+  });
+}
 
 /**
  * Find a backup by id, or "latest"/"oldest" (the newest/oldest DONE
  * backup), as Barman and pgBackRest accept.
  */
 export async function resolveBackup(repository: Repository, idOrAlias: string): Promise<BackupManifest> {
-  if (idOrAlias === 'latest' || idOrAlias === 'last' || idOrAlias === 'oldest' || idOrAlias === 'first') {
+  assertBackupIdArgument(idOrAlias);
+  if (ALIASES.includes(idOrAlias)) {
     const done = (await repository.listManifests()).filter((m) => m.status === 'DONE');
     const chosen = idOrAlias === 'latest' || idOrAlias === 'last' ? done.at(-1) : done[0];
     if (!chosen) {
