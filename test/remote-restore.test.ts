@@ -120,6 +120,9 @@ describe('restore onto another host over ssh (--remote-ssh-command)', () => {
     expect(autoConf).toContain(`recovery_end_command = 'rm -fr pgharbor_wal'`);
     expect(autoConf).toContain(`recovery_target_time = '${targetTime}'`);
     expect(autoConf).toMatch(/archive_mode = 'off'/);
+    // A copy on another host is detached like a local one: no wait on the origin's synchronous standbys.
+    expect(autoConf).toContain("synchronous_standby_names = ''");
+    expect(result.stdout).toMatch(/synchronous_standby_names = '': .*--keep-sync/);
     expect(existsSync(path.join(dest, 'recovery.signal'))).toBe(true);
     const wal = await readdir(path.join(dest, 'pgharbor_wal'));
     expect(wal.some((f) => /^[0-9A-F]{24}$/.test(f))).toBe(true);

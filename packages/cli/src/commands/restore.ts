@@ -34,6 +34,8 @@ export function registerRestore(program: Command): void {
     .option('--remote-rsync-path <path>', 'with --remote-ssh-command: rsync on the remote host, when not on its PATH')
     .option('--staging-dir <dir>', 'with --remote-ssh-command: local directory for the staging copy (default <state_dir>/restore-staging); needs room for the backup and its WAL, removed afterwards')
     .addOption(new Option('--archive-mode <mode>', 'preserve or switch off archiving in the restored cluster (default: preserve when restoring into the server\'s own data directory path here, off otherwise and always off with --remote-ssh-command)').choices(['preserve', 'off']))
+    .option('--keep-sync', 'keep synchronous_standby_names in a restored copy (default: cleared, so that its commits never wait for the origin\'s standbys)')
+    .option('--keep-subscriptions', 'keep logical replication subscriptions running in a restored copy (default: max_logical_replication_workers = 0)')
     .description('restore a backup into a new data directory, here or on another host (--remote-ssh-command)')
     .addHelpText(
       'after',
@@ -68,6 +70,8 @@ export function registerRestore(program: Command): void {
           primaryConninfo?: string;
           primarySlot?: string;
           archiveMode?: 'preserve' | 'off';
+          keepSync?: boolean;
+          keepSubscriptions?: boolean;
           delta?: boolean;
           remoteSshCommand?: string;
           remoteRsyncPath?: string;
@@ -102,6 +106,8 @@ export function registerRestore(program: Command): void {
               target,
               standby,
               archiveMode: cmd.archiveMode,
+              keepSync: cmd.keepSync,
+              keepSubscriptions: cmd.keepSubscriptions,
               backupId,
               destination,
               sshCommand: cmd.remoteSshCommand,
@@ -130,6 +136,8 @@ export function registerRestore(program: Command): void {
               restoreCommand: archiveGetCommand(harbor.config.filepath, serverName),
               standby,
               archiveMode: cmd.archiveMode,
+              keepSync: cmd.keepSync,
+              keepSubscriptions: cmd.keepSubscriptions,
               backupId,
               destination,
               repo: cmd.repo,

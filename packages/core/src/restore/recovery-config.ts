@@ -15,6 +15,11 @@ export interface RecoveryConfigInput {
   standby?: { primaryConninfo?: string; slot?: string };
   /** Write archive_mode = off so that a restored copy never archives into the production repository. */
   disableArchiving: boolean;
+  /**
+   * A copy (not the server recovering in place, not a standby): clear what
+   * makes it wait on or write to its origin, except what `keep` names.
+   */
+  detach?: { keepSync?: boolean; keepSubscriptions?: boolean };
   /** Whether to write recovery.signal at all (archive recovery). */
   archiveRecovery: boolean;
 }
@@ -26,6 +31,9 @@ export interface RecoveryConfigResult {
   changed: string[];
   file: string;
 }
+
+/** Settings that are not recovery settings: before PostgreSQL 12 they go to postgresql.auto.conf, not recovery.conf. */
+const SERVER_SETTING = /^(archive_mode|synchronous_standby_names|max_logical_replication_workers) =/;
 
 const quote = (value: string) => `'${value.replace(/'/g, "''")}'`;
 
@@ -55,17 +63,32 @@ export async function writeRecoveryConfig(input: RecoveryConfigInput): Promise<R
     settings.push(`archive_mode = 'off'`);
     changed.push("archive_mode = 'off': a restored copy must not archive into the production repository (restore with --archive-mode preserve to keep archiving)");
   }
+  if (input.detach && !input.standby) {
+    // The origin's synchronous standbys (or its synchronous receive-wal) are not this copy's: with
+    // the setting kept, its first commit after promotion waits forever (wait_event SyncRep).
+    if (!input.detach.keepSync) {
+      settings.push(`synchronous_standby_names = ''`);
+      changed.push("synchronous_standby_names = '': no standby confirms a copy's commits, which would wait forever (restore with --keep-sync to keep it)");
+    }
+    // A subscription restored with the data connects to its publisher and consumes from the
+    // production slot: the copy would steal changes the real subscriber never sees.
+    if (!input.detach.keepSubscriptions) {
+      settings.push('max_logical_replication_workers = 0');
+      changed.push('max_logical_replication_workers = 0: subscriptions restored with the data would consume the publisher\'s slots (restore with --keep-subscriptions to keep them running)');
+    }
+  }
 
   const legacy = pgMajor(input.pgVersion) < 12;
   const file = path.join(input.destination, legacy ? 'recovery.conf' : 'postgresql.auto.conf');
   await removeStaleRecoverySettings(path.join(input.destination, 'postgresql.auto.conf'));
-  const recoveryLines = legacy ? settings.filter((s) => !s.startsWith('archive_mode')) : settings;
+  const recoveryLines = legacy ? settings.filter((s) => !SERVER_SETTING.test(s)) : settings;
   if (legacy && input.standby) recoveryLines.push(`standby_mode = 'on'`);
   if (recoveryLines.length > 0 || legacy) {
     const block = [`# written by pgharbor restore of backup ${input.backupId} at ${new Date().toISOString()}`, ...recoveryLines, ''].join('\n');
     await appendDurably(file, (await exists(file)) && !legacy ? '\n' + block : block);
   }
-  if (legacy && input.disableArchiving) await appendDurably(path.join(input.destination, 'postgresql.auto.conf'), `\narchive_mode = 'off'\n`);
+  const serverLines = settings.filter((s) => SERVER_SETTING.test(s));
+  if (legacy && serverLines.length) await appendDurably(path.join(input.destination, 'postgresql.auto.conf'), `\n${serverLines.join('\n')}\n`);
   if (!legacy) {
     if (input.standby) await writeEmpty(path.join(input.destination, 'standby.signal'));
     else if (input.archiveRecovery) await writeEmpty(path.join(input.destination, 'recovery.signal'));

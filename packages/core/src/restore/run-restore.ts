@@ -48,6 +48,10 @@ export interface RestoreOptions {
    * data directory path (recovering the server itself), off for a copy.
    */
   archiveMode?: 'preserve' | 'off';
+  /** On a copy: keep synchronous_standby_names (default: cleared, see recovery-config.ts). */
+  keepSync?: boolean;
+  /** On a copy: keep logical replication subscriptions running (default: max_logical_replication_workers = 0). */
+  keepSubscriptions?: boolean;
   /**
    * Delta restore into an existing data directory of the same cluster
    * (stopped): keep files whose size and checksum match, rewrite the rest,
@@ -140,6 +144,8 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     // per filesystem makes them all durable before pg_control, which comes last.
     await syncFilesystems(destination, [...tablespaceDirs.values()]);
     await rewriteTablespaceMap(destination, tablespaceDirs);
+    // The server's own data directory path, here: the server recovering itself, not a copy (a remote restore stages elsewhere).
+    const recoveringInPlace = destination === backup.dataDirectory;
     const recovery = await writeRecoveryConfig({
       destination,
       pgVersion: backup.pgVersion,
@@ -148,7 +154,8 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
       restoreCommand: archiveRecovery ? options.restoreCommand : undefined,
       recoveryEndCommand: archiveRecovery && options.restoreCommand ? options.recoveryEndCommand : undefined,
       standby: options.standby,
-      disableArchiving: (options.archiveMode ?? (destination === backup.dataDirectory ? 'preserve' : 'off')) === 'off',
+      disableArchiving: (options.archiveMode ?? (recoveringInPlace ? 'preserve' : 'off')) === 'off',
+      detach: recoveringInPlace ? undefined : { keepSync: options.keepSync, keepSubscriptions: options.keepSubscriptions },
       archiveRecovery,
     });
     await harbor.hooks.recovery.configWritten.promise(event, recovery.settings);
