@@ -1,4 +1,4 @@
-import { Harbor, createLogger, type LogLevel } from '@pgharbor/core';
+import { Harbor, createLogger, redact, redactDeep, type LogLevel } from '@pgharbor/core';
 
 /** Options every command accepts. */
 export interface GlobalOptions {
@@ -22,7 +22,7 @@ export async function withHarbor<T>(options: GlobalOptions, fn: (harbor: Harbor)
   }
 }
 
-/** Command output: JSON for machines, text for people; always stdout. */
+/** Command output: JSON for machines, text for people; always stdout, with secrets redacted as in logs (e.g. a restore's primary_conninfo). */
 export function output(options: GlobalOptions, json: unknown, text: () => string): void {
-  process.stdout.write(options.json ? JSON.stringify(json, null, 2) + '\n' : text() + '\n');
+  process.stdout.write(options.json ? JSON.stringify(redactDeep(JSON.parse(JSON.stringify(json ?? null))), null, 2) + '\n' : redact(text()) + '\n');
 }

@@ -26,6 +26,8 @@ export * from './postgres/wal.js';
 export * from './postgres/backup-label.js';
 export * from './postgres/conninfo.js';
 export * from './postgres/pg-connect.js';
+export * from './postgres/pg-connect-plan.js';
+export * from './postgres/tool-connection.js';
 export * from './postgres/server-info.js';
 export * from './backup/backup-method.js';
 export * from './backup/run-backup.js';

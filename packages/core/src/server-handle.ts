@@ -4,7 +4,8 @@ import type pg from 'pg';
 import type { Harbor } from './harbor.js';
 import type { ServerConfig } from './config/config-types.js';
 import { resolveSecret } from './config/secrets.js';
-import { conninfoToClientConfig } from './postgres/conninfo.js';
+import { conninfoToConnectPlan } from './postgres/pg-connect-plan.js';
+import { toolConnection, type ToolConnection } from './postgres/tool-connection.js';
 import { connectPostgres } from './postgres/pg-connect.js';
 import { Repository } from './repository/repository.js';
 import { HarborError } from './errors.js';
@@ -41,13 +42,21 @@ export class ServerHandle {
   }
 
   connect(): Promise<pg.Client> {
-    return connectPostgres(conninfoToClientConfig(this.config.conninfo, this.password()), `server ${this.name}`);
+    return connectPostgres(conninfoToConnectPlan(this.config.conninfo, this.password()), `server ${this.name}`);
   }
 
-  /** Environment for PostgreSQL tools (pg_basebackup, pg_receivewal): the password travels here, never on a command line. */
-  toolEnv(): NodeJS.ProcessEnv {
-    const password = this.streamingPassword();
-    return password ? { ...process.env, PGPASSWORD: password } : { ...process.env };
+  /** A physical replication connection over streaming_conninfo, as pg_basebackup opens it. */
+  connectStreaming(): Promise<pg.Client> {
+    return connectPostgres(conninfoToConnectPlan(this.streamingConninfo, this.streamingPassword()), `server ${this.name} (streaming)`, { replication: 'true' } as pg.ClientConfig);
+  }
+
+  /**
+   * --dbname and environment for the PostgreSQL tools (pg_basebackup,
+   * pg_receivewal) over streaming_conninfo: the password, inline or
+   * configured, travels in the child's environment, never on a command line.
+   */
+  toolConnection(extra: Record<string, string> = {}): ToolConnection {
+    return toolConnection(this.streamingConninfo, this.streamingPassword(), extra);
   }
 
   /** Path of a PostgreSQL client program: pg_bin_dir, else the Debian directory of the server's major version, else PATH. */

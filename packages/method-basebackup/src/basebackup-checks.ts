@@ -1,5 +1,5 @@
-import pg from 'pg';
-import { conninfoToClientConfig, loadExeca, pgMajor, queryServerInfo, type CheckContext } from '@pgharbor/core';
+import type pg from 'pg';
+import { loadExeca, pgMajor, queryServerInfo, type CheckContext } from '@pgharbor/core';
 import { parseToolMajor } from './pg-basebackup-args.js';
 
 /** The checks `pgharbor check` runs for servers backed up with pg_basebackup. */
@@ -10,10 +10,9 @@ export async function basebackupChecks(context: CheckContext): Promise<void> {
   let serverVersion: number | undefined;
   await context.run('PostgreSQL streaming', async () => {
     // A physical replication connection, as pg_basebackup opens it.
-    const client = new pg.Client({ ...conninfoToClientConfig(server.streamingConninfo, server.streamingPassword()), replication: 'true' } as pg.ClientConfig);
-    client.on('error', () => {});
+    let client: pg.Client | undefined;
     try {
-      await client.connect();
+      client = await server.connectStreaming();
       const result = await client.query('IDENTIFY_SYSTEM');
       return { ok: true, detail: `system ${result.rows[0].systemid}, timeline ${result.rows[0].timeline}` };
     } catch (error) {
@@ -23,7 +22,7 @@ export async function basebackupChecks(context: CheckContext): Promise<void> {
         hint: 'the streaming_conninfo user needs the REPLICATION attribute and a "replication" line in pg_hba.conf',
       };
     } finally {
-      await client.end().catch(() => {});
+      await client?.end().catch(() => {});
     }
   });
 

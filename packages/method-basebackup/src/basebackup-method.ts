@@ -10,7 +10,6 @@ import {
   parseLsn,
   queryServerInfo,
   walFileBefore,
-  withConninfoParams,
   type BackupMethod,
   type MethodContext,
   type MethodResult,
@@ -52,15 +51,16 @@ export const basebackupMethod: BackupMethod = {
       // recycling it meanwhile (wal_keep_size need not be tuned for us).
       await reserveWal(client, context.backupId);
 
-      const conninfo = withConninfoParams(server.streamingConninfo, { application_name: 'pgharbor_backup' });
+      // The password goes into pg_basebackup's environment, never its command line (ps shows that to everyone).
+      const { conninfo, env } = server.toolConnection({ application_name: 'pgharbor_backup' });
       const tool = server.pgTool('pg_basebackup', info.versionNum);
-      const common = { conninfo, label: context.label, fastCheckpoint: options.immediate_checkpoint ?? false, maxRate: options.max_rate };
+      const common = { conninfo, env, label: context.label, fastCheckpoint: options.immediate_checkpoint ?? false, maxRate: options.max_rate };
       const multiTablespace = info.tablespaces.length > 0;
 
       let captured: Map<string, Buffer>;
       let stderr: string;
       if (!multiTablespace) {
-        ({ captured, stderr } = await streamToSink(context, tool, pgBasebackupArgs({ ...common, target: '-' })));
+        ({ captured, stderr } = await streamToSink(context, tool, pgBasebackupArgs({ ...common, target: '-' }), env));
       } else {
         ({ captured, stderr } = await viaStaging(context, tool, common, options.staging_dir));
       }
@@ -95,11 +95,11 @@ async function reserveWal(client: pg.Client, backupId: string): Promise<void> {
 }
 
 /** Run pg_basebackup with the tar on stdout and feed it to the sink. */
-async function streamToSink(context: MethodContext, tool: string, args: string[]): Promise<{ captured: Map<string, Buffer>; stderr: string }> {
+async function streamToSink(context: MethodContext, tool: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ captured: Map<string, Buffer>; stderr: string }> {
   const [command, argv] = await withLargeStdoutBuffer(tool, args);
   const execa = await loadExeca();
   const child = execa(command, argv, {
-    env: context.server.toolEnv(),
+    env,
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',
@@ -133,7 +133,7 @@ async function streamToSink(context: MethodContext, tool: string, args: string[]
 async function viaStaging(
   context: MethodContext,
   tool: string,
-  common: { conninfo: string; label: string; fastCheckpoint: boolean; maxRate?: string },
+  common: { conninfo: string; env: NodeJS.ProcessEnv; label: string; fastCheckpoint: boolean; maxRate?: string },
   stagingParent: string | undefined,
 ): Promise<{ captured: Map<string, Buffer>; stderr: string }> {
   const staging = await mkdtemp(path.join(stagingParent ?? os.tmpdir(), `pgharbor-staging-${context.backupId}-`));
@@ -141,7 +141,7 @@ async function viaStaging(
     context.logger.info(`cluster has tablespaces: pg_basebackup writes tar files to ${staging} first`);
     const execa = await loadExeca();
     const result = await execa(tool, pgBasebackupArgs({ ...common, target: staging }), {
-      env: context.server.toolEnv(),
+      env: common.env,
       stdin: 'ignore',
       reject: false,
       cancelSignal: context.signal,

@@ -6,7 +6,6 @@ import type { Harbor } from '../harbor.js';
 import type { ServerHandle } from '../server-handle.js';
 import type { ReceiverState } from '../hooks.js';
 import { ConfigError, HarborError, errorMessage } from '../errors.js';
-import { withConninfoParams } from '../postgres/conninfo.js';
 import { queryServerInfo, type ServerInfo } from '../postgres/server-info.js';
 import { SpoolArchiver, type PositionInfo } from './receive-wal-spool.js';
 import {
@@ -88,10 +87,11 @@ async function createSlotWith(client: pg.Client, server: ServerHandle, slot: str
     // A REPLICATION user without EXECUTE on the function: pg_receivewal creates it over the streaming connection.
     const info = await queryServerInfo(client);
     const { execa } = await import('execa');
+    const { conninfo, env } = server.toolConnection({ application_name: RECEIVE_WAL_APPLICATION_NAME });
     const result = await execa(
       server.pgTool('pg_receivewal', info.versionNum),
-      ['--create-slot', '--if-not-exists', '--slot', slot, '--dbname', withConninfoParams(server.streamingConninfo, { application_name: RECEIVE_WAL_APPLICATION_NAME }), '--no-password'],
-      { env: server.toolEnv(), stdin: 'ignore', reject: false },
+      ['--create-slot', '--if-not-exists', '--slot', slot, '--dbname', conninfo, '--no-password'],
+      { env, stdin: 'ignore', reject: false },
     );
     if (result.exitCode !== 0) throw new HarborError(`creating replication slot "${slot}" on ${server.name} failed: ${String(result.stderr).trim()}`);
     return undefined;
@@ -339,7 +339,8 @@ async function runPgReceivewal(
 ): Promise<ReceiverRun> {
   const log = harbor.logger;
   const tool = server.pgTool('pg_receivewal', versionNum);
-  const conninfo = withConninfoParams(server.streamingConninfo, { application_name: RECEIVE_WAL_APPLICATION_NAME });
+  // The password goes into pg_receivewal's environment, never its command line (ps shows that to everyone).
+  const { conninfo, env } = server.toolConnection({ application_name: RECEIVE_WAL_APPLICATION_NAME });
   // --no-loop: pg_receivewal would otherwise retry on its own every 5 s, hiding from us that it
   // cannot continue (and why); the supervisor restarts it with backoff, or resets the spool.
   const args = ['--dbname', conninfo, '--slot', settings.slot, '--directory', settings.spoolDir, '--no-loop', '--no-password', '--verbose'];
@@ -347,7 +348,7 @@ async function runPgReceivewal(
   const started = Date.now();
   // Loaded here, not at the top: harbor.ts taps our checks, and archive-push's lean bundle must not load execa.
   const { execa } = await import('execa');
-  const child = execa(tool, args, { env: server.toolEnv(), stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false });
+  const child = execa(tool, args, { env, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false });
   status.receiverPid = child.pid;
 
   const tail: string[] = [];

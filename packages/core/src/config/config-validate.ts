@@ -2,6 +2,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Ajv as AjvType, ErrorObject, ValidateFunction } from 'ajv';
 import { ConfigError } from '../errors.js';
+import { parseConninfo } from '../postgres/conninfo.js';
 import type { JsonSchema, JsonSchemaObject } from './json-schema.js';
 import type { LoadedConfig, PgharborConfig, RepositoryConfig, ServerConfig } from './config-types.js';
 import { buildConfigSchema } from './config-schema.js';
@@ -39,6 +40,15 @@ export function validateConfig(raw: unknown, filepath: string, sources: SchemaSo
     merged.method ??= DEFAULT_METHOD;
     const where = `servers.${name}`;
     if (!merged.conninfo) throw configError(filepath, `${where}.conninfo`, 'is missing', 'give the libpq connection string of the server, e.g. "host=pga user=barman dbname=postgres"');
+    // Parsed now, as libpq would: an unknown keyword is a config error (exit 2) before anything runs, and an inline password is redacted from then on.
+    for (const key of ['conninfo', 'streaming_conninfo'] as const) {
+      if (merged[key] === undefined) continue;
+      try {
+        parseConninfo(merged[key]);
+      } catch (error) {
+        throw configError(filepath, `${where}.${key}`, (error as Error).message.replace(/^conninfo: /, ''), (error as ConfigError).hint);
+      }
+    }
     if (!merged.repositories) throw configError(filepath, `${where}.repositories`, 'is missing', 'list at least one repository, e.g. [{ type: posix, path: /var/lib/pgharbor }]');
     if (!sources.methods.has(merged.method)) {
       throw configError(filepath, `${where}.method`, `"${merged.method}" is not a known backup method`, `allowed: ${sources.methods.types().join(', ')}`);

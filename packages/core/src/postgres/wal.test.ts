@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { formatLsn, parseLsn, walFileBefore, walFileName, isWalSegmentName } from './wal.js';
 import { parseBackupLabel } from './backup-label.js';
-import { parseConninfo, conninfoToClientConfig, withConninfoParams } from './conninfo.js';
 
 describe('LSNs and WAL file names', () => {
   it.each([
@@ -48,31 +47,5 @@ describe('backup_label', () => {
 
   it('refuses a file that is not a backup_label', () => {
     expect(() => parseBackupLabel('hello')).toThrow(/START WAL LOCATION/);
-  });
-});
-
-describe('conninfo', () => {
-  it('parses keyword=value strings with quotes, as libpq does', () => {
-    expect(parseConninfo("host=pga user=barman dbname=postgres application_name='my app' password='it\\'s'")).toEqual({
-      host: 'pga', user: 'barman', dbname: 'postgres', application_name: 'my app', password: "it's",
-    });
-  });
-
-  it('maps to node-postgres settings and defaults to the local socket like libpq', () => {
-    const saved = process.env.PGHOST;
-    delete process.env.PGHOST;
-    try {
-      expect(conninfoToClientConfig('user=x dbname=y port=5433')).toMatchObject({ host: '/var/run/postgresql', user: 'x', database: 'y', port: 5433 });
-    } finally {
-      if (saved !== undefined) process.env.PGHOST = saved;
-    }
-  });
-
-  it('adds parameters for the PostgreSQL tools without losing the others', () => {
-    expect(withConninfoParams('host=/tmp port=5 user=postgres', { application_name: 'pgharbor' })).toBe("host='/tmp' port='5' user='postgres' application_name='pgharbor'");
-  });
-
-  it('names the broken part of a bad string', () => {
-    expect(() => parseConninfo('host=pga = nonsense')).toThrow(/near "= nonsense"/);
   });
 });

@@ -1,0 +1,209 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../errors.js';
+import { redact } from '../log.js';
+import { LIBPQ_KEYWORDS, formatConninfo, parseConninfo, withConninfoParams } from './conninfo.js';
+import { conninfoToConnectPlan } from './pg-connect-plan.js';
+import { toolConnection } from './tool-connection.js';
+
+describe('conninfo parsing, as libpq reads it', () => {
+  it.each<[string, string, Record<string, string>]>([
+    ['keywords', 'host=pga user=barman dbname=postgres', { host: 'pga', user: 'barman', dbname: 'postgres' }],
+    ['quotes and escapes', "application_name='my app' password='it\\'s'", { application_name: 'my app', password: "it's" }],
+    ['backslash in a bare value', 'password=a\\ b', { password: 'a b' }],
+    ['spaces around =', 'host = pga   port= 5433', { host: 'pga', port: '5433' }],
+    ['empty quoted value', "options=''", { options: '' }],
+    ['later keyword wins', 'host=a host=b', { host: 'b' }],
+    ['URI', 'postgresql://barman:s%40cret@pga:5433/postgres?sslmode=verify-full&application_name=x', { user: 'barman', password: 's@cret', host: 'pga', port: '5433', dbname: 'postgres', sslmode: 'verify-full', application_name: 'x' }],
+    ['URI postgres://, no user', 'postgres://pga/db', { host: 'pga', dbname: 'db' }],
+    ['URI socket directory', 'postgresql://%2Fvar%2Frun%2Fpostgresql/db', { host: '/var/run/postgresql', dbname: 'db' }],
+    ['URI IPv6 and port', 'postgresql://[::1]:5433', { host: '::1', port: '5433' }],
+    ['URI several hosts', 'postgresql://a:1,b:2/db', { host: 'a,b', port: '1,2', dbname: 'db' }],
+    ['URI host in the query', 'postgresql:///db?host=/tmp&port=5', { dbname: 'db', host: '/tmp', port: '5' }],
+    ['URI ssl=true (JDBC)', 'postgresql://h/?ssl=true', { host: 'h', sslmode: 'require' }],
+    ['URI certificates', 'postgresql://h?sslrootcert=%2Fetc%2Fca.pem&sslcert=c&sslkey=k&sslcrl=r', { host: 'h', sslrootcert: '/etc/ca.pem', sslcert: 'c', sslkey: 'k', sslcrl: 'r' }],
+  ])('%s', (_name, input, expected) => {
+    expect(parseConninfo(input)).toEqual(expected);
+  });
+
+  it.each<[string, string, RegExp, RegExp]>([
+    ['unknown keyword', 'host=pga sslmdoe=require', /unknown connection option "sslmdoe"/, /libpq keywords/],
+    ['unknown keyword close to a known one', 'host=pga sslrootCert=x', /"sslrootCert"/, /did you mean "sslrootcert"/],
+    ['unknown URI parameter', 'postgresql://h/db?sslmod=require', /unknown connection option "sslmod"/, /libpq/],
+    ['missing =', 'host=pga = nonsense', /near "= nonsense"/, /keyword=value/],
+    ['bare word', 'pga', /near "pga"/, /keyword=value/],
+    ['unterminated quote', "password='abc", /unterminated quoted value of "password"/, /close the value/],
+    ['bad percent-encoding', 'postgresql://u:%zz@h/db', /percent-encoding in the URI's password/, /%XX/],
+    ['URI parameter without value', 'postgresql://h/db?sslmode', /"sslmode" has no value/, /keyword=value/],
+  ])('refuses %s with exit 2 and a hint', (_name, input, message, hint) => {
+    const error = catchError(() => parseConninfo(input));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toMatch(message);
+    expect(error.hint).toMatch(hint);
+  });
+
+  it('knows every libpq keyword the tools accept', () => {
+    for (const key of ['sslrootcert', 'sslcert', 'sslkey', 'sslcrl', 'sslcrldir', 'passfile', 'target_session_attrs', 'keepalives_idle', 'service']) expect(LIBPQ_KEYWORDS.has(key)).toBe(true);
+  });
+
+  it('round-trips through formatConninfo, quoting every value', () => {
+    const params = { host: '/tmp', password: "a 'b' \\c", application_name: '' };
+    expect(parseConninfo(formatConninfo(params))).toEqual(params);
+    expect(withConninfoParams('host=/tmp port=5 user=postgres', { application_name: 'pgharbor' })).toBe("host='/tmp' port='5' user='postgres' application_name='pgharbor'");
+  });
+
+  it('registers an inline password for redaction, whatever its quoting', () => {
+    parseConninfo("host=h password='pw with spaces'");
+    expect(redact("primary_conninfo = 'host=h password=''pw with spaces'''")).not.toContain('pw with spaces');
+    parseConninfo('postgresql://u:uri%20secret@h/db');
+    expect(redact('connecting with uri secret')).toBe('connecting with <redacted>');
+  });
+});
+
+describe('tools get the conninfo without its password, and the password in their environment', () => {
+  it.each<[string, string, string | undefined, string, string | undefined]>([
+    ['inline password', "host=h user=u password='s3cret pw'", undefined, "host='h' user='u' application_name='x'", 's3cret pw'],
+    ['configured password', 'host=h user=u', 'from-file', "host='h' user='u' application_name='x'", 'from-file'],
+    ['the same password both ways', 'host=h password=same-one', 'same-one', "host='h' application_name='x'", 'same-one'],
+    ['URI password', 'postgresql://u:uri-pw@h:5/db?sslmode=require', undefined, "user='u' host='h' port='5' dbname='db' sslmode='require' application_name='x'", 'uri-pw'],
+    ['no password: PGPASSWORD/.pgpass as libpq has them', 'host=h', undefined, "host='h' application_name='x'", undefined],
+  ])('%s', (_name, conninfo, configured, toolConninfo, envPassword) => {
+    const tool = toolConnection(conninfo, configured, { application_name: 'x' }, { PATH: '/bin' });
+    expect(tool.conninfo).toBe(toolConninfo);
+    expect(tool.conninfo).not.toMatch(/password/);
+    expect(tool.env.PGPASSWORD).toBe(envPassword);
+    expect(tool.env.PATH).toBe('/bin');
+  });
+
+  it('refuses two different passwords, and secrets libpq can only take on a command line', () => {
+    expect(catchError(() => toolConnection('host=h password=one1', 'two2')).message).toMatch(/differ/);
+    const ssl = catchError(() => toolConnection('host=h sslkey=k sslpassword=keypass', undefined));
+    expect(ssl.message).toMatch(/sslpassword cannot be given to the PostgreSQL tools/);
+    expect(ssl.message).not.toContain('keypass');
+  });
+});
+
+describe('sslmode and certificates for pgharbor\'s own connections', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgharbor-conninfo-'));
+  const file = (name: string, mode = 0o600) => {
+    const full = path.join(dir, name);
+    writeFileSync(full, `${name}\n`);
+    chmodSync(full, mode);
+    return full;
+  };
+  const ca = file('ca.pem');
+  const cert = file('client.crt');
+  const key = file('client.key');
+  const openKey = file('open.key', 0o644);
+  // A HOME without ~/.postgresql: libpq's default files are absent.
+  const env = { HOME: dir };
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const withHome = <T>(fn: () => T): T => {
+    const saved = process.env.HOME;
+    process.env.HOME = dir;
+    try {
+      return fn();
+    } finally {
+      process.env.HOME = saved;
+    }
+  };
+  const plan = (conninfo: string, extraEnv: Record<string, string> = {}) => withHome(() => conninfoToConnectPlan(conninfo, undefined, { ...env, ...extraEnv }));
+  const shape = (attempt: false | { rejectUnauthorized?: boolean; ca?: unknown }) =>
+    attempt === false ? 'plain' : `tls(${attempt.rejectUnauthorized ? 'chain' : 'no-verify'}${attempt.ca ? '+ca' : ''})`;
+
+  it.each<[string, string, string[], string | undefined]>([
+    ['default is prefer', 'host=h', ['tls(no-verify)', 'plain'], 'to-plain-after-tls-failure'],
+    ['disable', 'host=h sslmode=disable', ['plain'], undefined],
+    ['allow: plain first, then TLS', 'host=h sslmode=allow', ['plain', 'tls(no-verify)'], 'to-tls-after-server-error'],
+    ['prefer: TLS first, then plain', 'host=h sslmode=prefer', ['tls(no-verify)', 'plain'], 'to-plain-after-tls-failure'],
+    ['require: TLS, no verification', 'host=h sslmode=require', ['tls(no-verify)'], undefined],
+    ['require with a root certificate is verify-ca', `host=h sslmode=require sslrootcert=${ca}`, ['tls(chain+ca)'], undefined],
+    ['verify-ca', `host=h sslmode=verify-ca sslrootcert=${ca}`, ['tls(chain+ca)'], undefined],
+    ['verify-full', `host=h sslmode=verify-full sslrootcert=${ca}`, ['tls(chain+ca)'], undefined],
+    ['requiressl=1 (old spelling of require)', 'host=h requiressl=1', ['tls(no-verify)'], undefined],
+    ['a Unix socket never uses TLS', 'host=/var/run/postgresql sslmode=require', ['plain'], undefined],
+    ['URI parameters', `postgresql://h/db?sslmode=verify-ca&sslrootcert=${encodeURIComponent(ca)}`, ['tls(chain+ca)'], undefined],
+  ])('%s', (_name, conninfo, attempts, fallback) => {
+    const result = plan(conninfo);
+    expect(result.attempts.map(shape)).toEqual(attempts);
+    expect(result.fallback).toBe(fallback);
+  });
+
+  it('reads PGSSLMODE and PGSSLROOTCERT as libpq does', () => {
+    expect(plan('host=h', { PGSSLMODE: 'verify-ca', PGSSLROOTCERT: ca }).attempts.map(shape)).toEqual(['tls(chain+ca)']);
+  });
+
+  it('verify-full checks the host name, verify-ca does not', () => {
+    const full = plan(`host=db.example sslmode=verify-full sslrootcert=${ca}`).attempts[0] as { checkServerIdentity: (h: string, c: unknown) => Error | undefined };
+    const caOnly = plan(`host=db.example sslmode=verify-ca sslrootcert=${ca}`).attempts[0] as { checkServerIdentity: (h: string, c: unknown) => Error | undefined };
+    const certFor = (name: string) => ({ subject: { CN: name }, subjectaltname: `DNS:${name}` });
+    expect(full.checkServerIdentity('db.example', certFor('other.example'))).toBeInstanceOf(Error);
+    expect(full.checkServerIdentity('db.example', certFor('db.example'))).toBeUndefined();
+    expect(caOnly.checkServerIdentity('db.example', certFor('other.example'))).toBeUndefined();
+  });
+
+  it('loads the client certificate, key and CRL', () => {
+    const crl = file('root.crl');
+    const tls = plan(`host=h sslmode=verify-ca sslrootcert=${ca} sslcert=${cert} sslkey=${key} sslcrl=${crl}`).attempts[0] as Record<string, unknown>;
+    expect(String(tls.cert)).toBe('client.crt\n');
+    expect(String(tls.key)).toBe('client.key\n');
+    expect((tls.crl as Buffer[]).map(String)).toEqual(['root.crl\n']);
+  });
+
+  it('takes ~/.postgresql/root.crt when it exists', () => {
+    const home = mkdtempSync(path.join(dir, 'home-'));
+    const pgdir = path.join(home, '.postgresql');
+    mkdirSync(pgdir);
+    writeFileSync(path.join(pgdir, 'root.crt'), 'default-root\n');
+    const saved = process.env.HOME;
+    process.env.HOME = home;
+    try {
+      const tls = conninfoToConnectPlan('host=h sslmode=require', undefined, {}).attempts[0] as { ca: Buffer; rejectUnauthorized: boolean };
+      expect(String(tls.ca)).toBe('default-root\n');
+      expect(tls.rejectUnauthorized).toBe(true);
+    } finally {
+      process.env.HOME = saved;
+    }
+  });
+
+  it.each<[string, string, RegExp, RegExp]>([
+    ['verify-ca without a root certificate', 'host=h sslmode=verify-ca', /root certificate file ".*root\.crt" does not exist/, /sslrootcert=FILE/],
+    ['an unreadable sslrootcert', 'host=h sslmode=require sslrootcert=/nonexistent/ca.pem', /cannot read sslrootcert file "\/nonexistent\/ca.pem"/, /fix sslrootcert/],
+    ['an unreadable sslcert', 'host=h sslcert=/nonexistent/c.crt', /cannot read sslcert file "\/nonexistent\/c.crt"/, /fix sslcert/],
+    ['an unreadable sslkey', `host=h sslcert=${cert} sslkey=/nonexistent/k.key`, /cannot read sslkey file "\/nonexistent\/k.key"/, /fix sslkey/],
+    ['an unreadable sslcrl', `host=h sslmode=verify-ca sslrootcert=${ca} sslcrl=/nonexistent/r.crl`, /cannot read sslcrl file/, /fix sslcrl/],
+    ['a key others can read', `host=h sslcert=${cert} sslkey=${openKey}`, /has group or world access/, /chmod 600/],
+    ['an invalid sslmode', 'host=h sslmode=verify', /invalid sslmode "verify"/, /verify-full/],
+    ['sslrootcert=system without verify-full', 'host=h sslmode=require sslrootcert=system', /weak sslmode "require"/, /verify-full/],
+    ['service (a file node-postgres cannot read)', 'service=pga', /service=pga cannot be honoured/, /conninfo itself/],
+    ['channel_binding=require', 'host=h channel_binding=require', /channel_binding=require cannot be honoured/, /pg_hba/],
+    ['several hosts', 'host=a,b', /several hosts/, /one host/],
+  ])('refuses %s (exit 2, naming the keyword)', (_name, conninfo, message, hint) => {
+    const error = catchError(() => plan(conninfo));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toMatch(message);
+    expect(error.hint).toMatch(hint);
+  });
+
+  it('passes settings node-postgres has no knob for to the tools only, without failing', () => {
+    for (const key of LIBPQ_KEYWORDS) {
+      const value = { port: '5432', sslmode: 'prefer', sslnegotiation: 'postgres', ssl_min_protocol_version: 'TLSv1.2', ssl_max_protocol_version: 'TLSv1.3', channel_binding: 'prefer', gssencmode: 'prefer', sslcertmode: 'allow' }[key] ?? '1';
+      if (['service', 'requirepeer', 'require_auth', 'sslrootcert', 'sslcert', 'sslkey', 'sslcrl', 'sslcrldir', 'host', 'hostaddr', 'password', 'sslpassword'].includes(key)) continue;
+      expect(() => plan(`host=h ${key}=${value}`), key).not.toThrow();
+    }
+  });
+});
+
+function catchError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    return error as ConfigError;
+  }
+  throw new Error('expected an error');
+}
