@@ -40,15 +40,6 @@ export function validateConfig(raw: unknown, filepath: string, sources: SchemaSo
     merged.method ??= DEFAULT_METHOD;
     const where = `servers.${name}`;
     if (!merged.conninfo) throw configError(filepath, `${where}.conninfo`, 'is missing', 'give the libpq connection string of the server, e.g. "host=pga user=barman dbname=postgres"');
-    // Parsed now, as libpq would: an unknown keyword is a config error (exit 2) before anything runs, and an inline password is redacted from then on.
-    for (const key of ['conninfo', 'streaming_conninfo'] as const) {
-      if (merged[key] === undefined) continue;
-      try {
-        parseConninfo(merged[key]);
-      } catch (error) {
-        throw configError(filepath, `${where}.${key}`, (error as Error).message.replace(/^conninfo: /, ''), (error as ConfigError).hint);
-      }
-    }
     if (!merged.repositories) throw configError(filepath, `${where}.repositories`, 'is missing', 'list at least one repository, e.g. [{ type: posix, path: /var/lib/pgharbor }]');
     if (!sources.methods.has(merged.method)) {
       throw configError(filepath, `${where}.method`, `"${merged.method}" is not a known backup method`, `allowed: ${sources.methods.types().join(', ')}`);
@@ -64,6 +55,15 @@ export function validateConfig(raw: unknown, filepath: string, sources: SchemaSo
         throw new ConfigError(`${filepath}: ${(error as Error).message}`, (error as ConfigError).hint);
       }
     });
+    // Parsed now, as libpq would: an unknown keyword is a config error (exit 2) before anything runs, and an inline password is redacted from then on.
+    for (const key of ['conninfo', 'streaming_conninfo'] as const) {
+      if (merged[key] === undefined) continue;
+      try {
+        parseConninfo(merged[key]);
+      } catch (error) {
+        throw configError(filepath, `${where}.${key}`, (error as Error).message.replace(/^conninfo: /, ''), (error as ConfigError).hint);
+      }
+    }
     config.servers[name] = merged;
   }
   return { config, filepath, dir };

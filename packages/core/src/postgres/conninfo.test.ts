@@ -207,3 +207,24 @@ function catchError(fn: () => unknown): ConfigError {
   }
   throw new Error('expected an error');
 }
+
+describe('passfile, for pgharbor\'s own connection', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgharbor-passfile-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const passfile = path.join(dir, 'pgpass');
+  writeFileSync(passfile, ['# comment', 'other:5432:*:barman:not-this', 'pga:5433:*:barman:with\\:colon', '*:*:*:streaming:any-host', 'localhost:5432:postgres:postgres:socket-pw', ''].join('\n'), { mode: 0o600 });
+  const open = path.join(dir, 'open-pgpass');
+  writeFileSync(open, '*:*:*:*:readable-by-all\n', { mode: 0o644 });
+
+  it.each<[string, string, Record<string, string>, string | undefined]>([
+    ['host, port and user match; escaped colon', `host=pga port=5433 user=barman passfile=${passfile}`, {}, 'with:colon'],
+    ['wildcards', `host=x user=streaming passfile=${passfile}`, {}, 'any-host'],
+    ['a Unix socket is "localhost"', `host=/var/run/postgresql user=postgres dbname=postgres passfile=${passfile}`, {}, 'socket-pw'],
+    ['no line matches', `host=pga port=5432 user=nobody passfile=${passfile}`, {}, undefined],
+    ['PGPASSWORD wins over passfile, as in libpq', `host=pga port=5433 user=barman passfile=${passfile}`, { PGPASSWORD: 'env-pw' }, undefined],
+    ['a file others can read is ignored, as libpq does', `host=pga user=barman passfile=${open}`, {}, undefined],
+    ['a missing file is no password', `host=pga user=barman passfile=${path.join(dir, 'absent')}`, {}, undefined],
+  ])('%s', (_name, conninfo, env, expected) => {
+    expect(conninfoToConnectPlan(conninfo, undefined, { HOME: dir, ...env }).config.password).toBe(expected);
+  });
+});

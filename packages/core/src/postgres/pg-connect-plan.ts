@@ -7,6 +7,7 @@ import { ConfigError, errorMessage } from '../errors.js';
 import { addSecret } from '../log.js';
 import { parseConninfo, type ConninfoParams } from './conninfo.js';
 import { connectionPassword } from './tool-connection.js';
+import { passwordFromPassfile } from './passfile.js';
 
 /**
  * How pgharbor's own SQL connections (node-postgres) follow a libpq
@@ -54,7 +55,7 @@ const DEMANDS: Record<string, (value: string) => boolean> = {
 
 /** Settings that only tune behaviour node-postgres has no knob for; the PostgreSQL tools receive them. */
 const TOOL_ONLY = new Set([
-  'passfile', 'keepalives_interval', 'keepalives_count', 'tcp_user_timeout', 'target_session_attrs', 'load_balance_hosts',
+  'keepalives_interval', 'keepalives_count', 'tcp_user_timeout', 'target_session_attrs', 'load_balance_hosts',
   'krbsrvname', 'gsslib', 'gssdelegation', 'sslcompression', 'sslkeylogfile', 'sslsni', 'min_protocol_version', 'max_protocol_version',
   'oauth_issuer', 'oauth_client_id', 'oauth_client_secret', 'oauth_scope', 'gssencmode', 'channel_binding', 'sslcertmode',
 ]);
@@ -79,6 +80,7 @@ export function conninfoToConnectPlan(conninfo: string, password?: string, env: 
         if (value.includes(',')) throw new ConfigError(`conninfo: several hosts (host=${value}) cannot be tried in turn by pgharbor's SQL connection`, 'name one host per server section');
         config.host = value;
         break;
+      case 'passfile': break; // below, once host, port, dbname and user are known
       case 'hostaddr': break; // below: it replaces host for the connection, host stays the TLS name
       case 'port':
         if (!/^\d+$/.test(value)) throw new ConfigError(`conninfo: invalid port "${value}"`, 'give one port number, e.g. port=5432');
@@ -109,6 +111,9 @@ export function conninfoToConnectPlan(conninfo: string, password?: string, env: 
   const tlsName = config.host ?? env.PGHOST ?? params.hostaddr;
   if (params.hostaddr) config.host = params.hostaddr;
   config.password = connectionPassword(params.password, password);
+  if (config.password === undefined && !env.PGPASSWORD && params.passfile) {
+    config.password = passwordFromPassfile(params.passfile, { host: tlsName, port: config.port, database: config.database ?? env.PGDATABASE, user: config.user ?? env.PGUSER });
+  }
 
   const sslmode = sslModeOf(params);
   if (sslmode === 'disable' || isSocket(config.host ?? env.PGHOST)) {
