@@ -1,5 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -114,6 +114,21 @@ describe('no password on any command line', () => {
     expect(restore.exitCode, restore.stderr).toBe(0);
     const restored = await ws.startRestored(target);
     expect((await restored.query<{ s: string }>('SELECT md5(string_agg(v, \',\' ORDER BY id)) AS s FROM kept'))[0].s).toBe(expected);
+
+    // --standby: primary_conninfo keeps the password (the standby needs it, as pg_basebackup -R writes it)
+    // in the restored postgresql.auto.conf, private to PostgreSQL; the report printed shows <redacted>.
+    const standby = await ws.restoreTarget();
+    for (const json of [false, true]) {
+      const target = json ? await ws.restoreTarget() : standby;
+      const result = await ws.run([...(json ? ['--json'] : []), 'restore', 'pg', 'latest', target, '--standby']);
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(/primary_conninfo/);
+      expect(result.stdout).toContain('<redacted>');
+      expect(result.stdout + result.stderr).not.toContain(inlineSecret);
+    }
+    const autoConf = path.join(standby, 'postgresql.auto.conf');
+    expect(await readFile(autoConf, 'utf8')).toContain(inlineSecret);
+    expect((await stat(autoConf)).mode & 0o077).toBe(0);
   });
 
   it('password from a file: the same, and a hook script does not receive it either', async () => {
