@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { Option } from 'commander';
-import { HarborError, runRemoteRestore, runRestore, withConninfoParams, type RemoteRestoreSummary, type RestoreSummary } from '@pgharbor/core';
+import { HarborError, runRemoteRestore, runRestore, withoutSecrets, type RemoteRestoreSummary, type RestoreSummary } from '@pgharbor/core';
 import { archiveGetCommand } from '../self-command.js';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 import { createProgress } from '../progress.js';
@@ -95,7 +95,8 @@ export function registerRestore(program: Command): void {
           };
           const standby = cmd.standby
             ? {
-                primaryConninfo: cmd.primaryConninfo ?? withConninfoParams(server.streamingConninfo, { application_name: path.basename(path.resolve(destination)) }),
+                // Without the password: the data directory is copied around (remote restore), the standby's OS user keeps it in ~/.pgpass.
+                primaryConninfo: cmd.primaryConninfo ?? withoutSecrets(server.streamingConninfo, { application_name: path.basename(path.resolve(destination)) }),
                 slot: cmd.primarySlot,
               }
             : undefined;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.js';
 import { redact } from '../log.js';
-import { LIBPQ_KEYWORDS, formatConninfo, parseConninfo, withConninfoParams } from './conninfo.js';
+import { LIBPQ_KEYWORDS, formatConninfo, parseConninfo, withConninfoParams, withoutSecrets } from './conninfo.js';
 import { conninfoToConnectPlan } from './pg-connect-plan.js';
 import { toolConnection } from './tool-connection.js';
 
@@ -53,6 +53,11 @@ describe('conninfo parsing, as libpq reads it', () => {
     const params = { host: '/tmp', password: "a 'b' \\c", application_name: '' };
     expect(parseConninfo(formatConninfo(params))).toEqual(params);
     expect(withConninfoParams('host=/tmp port=5 user=postgres', { application_name: 'pgharbor' })).toBe("host='/tmp' port='5' user='postgres' application_name='pgharbor'");
+  });
+
+  it('drops every secret from a conninfo written for others (primary_conninfo)', () => {
+    expect(withoutSecrets("host=h password='p w' sslpassword=k sslkey=/k", { application_name: 'a' })).toBe("host='h' sslkey='/k' application_name='a'");
+    expect(withoutSecrets('postgresql://u:pw@h/db')).toBe("user='u' host='h' dbname='db'");
   });
 
   it('registers an inline password for redaction, whatever its quoting', () => {

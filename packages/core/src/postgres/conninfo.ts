@@ -158,3 +158,9 @@ export function formatConninfo(params: ConninfoParams): string {
 export function withConninfoParams(conninfo: string, params: Record<string, string>): string {
   return formatConninfo({ ...parseConninfo(conninfo), ...params });
 }
+
+/** A conninfo to write somewhere others may read (a restored standby's primary_conninfo): every secret keyword removed. */
+export function withoutSecrets(conninfo: string, params: Record<string, string> = {}): string {
+  const kept = Object.entries(parseConninfo(conninfo)).filter(([key]) => !SECRET_KEYWORDS.has(key));
+  return formatConninfo({ ...Object.fromEntries(kept), ...params });
+}
