@@ -12,6 +12,7 @@ export async function basebackupChecks(context: CheckContext): Promise<void> {
     // A physical replication connection, as pg_basebackup opens it.
     let client: pg.Client | undefined;
     try {
+      server.toolConnection(); // what pg_basebackup will get: refuses a secret that could only travel on its command line
       client = await server.connectStreaming();
       const result = await client.query('IDENTIFY_SYSTEM');
       return { ok: true, detail: `system ${result.rows[0].systemid}, timeline ${result.rows[0].timeline}` };
