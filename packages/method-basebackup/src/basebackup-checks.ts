@@ -20,7 +20,9 @@ export async function basebackupChecks(context: CheckContext): Promise<void> {
       return {
         ok: false,
         detail: (error as Error).message,
-        hint: 'the streaming_conninfo user needs the REPLICATION attribute and a "replication" line in pg_hba.conf',
+        hint: (error as { exitCode?: number; hint?: string }).exitCode === 2
+          ? (error as { hint?: string }).hint
+          : 'the streaming_conninfo user needs the REPLICATION attribute and a "replication" line in pg_hba.conf',
       };
     } finally {
       await client?.end().catch(() => {});
