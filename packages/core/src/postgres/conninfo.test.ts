@@ -184,7 +184,7 @@ describe('sslmode and certificates for pgharbor\'s own connections', () => {
     ['a key others can read', `host=h sslcert=${cert} sslkey=${openKey}`, /has group or world access/, /chmod 600/],
     ['an invalid sslmode', 'host=h sslmode=verify', /invalid sslmode "verify"/, /verify-full/],
     ['sslrootcert=system without verify-full', 'host=h sslmode=require sslrootcert=system', /weak sslmode "require"/, /verify-full/],
-    ['service (a file node-postgres cannot read)', 'service=pga', /service=pga cannot be honoured/, /conninfo itself/],
+    ['requirepeer (node-postgres cannot check the peer)', 'host=/tmp requirepeer=postgres', /requirepeer=postgres cannot be honoured/, /pg_hba/],
     ['channel_binding=require', 'host=h channel_binding=require', /channel_binding=require cannot be honoured/, /pg_hba/],
     ['several hosts', 'host=a,b', /several hosts/, /one host/],
   ])('refuses %s (exit 2, naming the keyword)', (_name, conninfo, message, hint) => {
@@ -231,5 +231,48 @@ describe('passfile, for pgharbor\'s own connection', () => {
     ['a missing file is no password', `host=pga user=barman passfile=${path.join(dir, 'absent')}`, {}, undefined],
   ])('%s', (_name, conninfo, env, expected) => {
     expect(conninfoToConnectPlan(conninfo, undefined, { HOME: dir, ...env }).config.password).toBe(expected);
+  });
+});
+
+describe('service, from the service file as libpq finds it', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pgharbor-service-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const userFile = path.join(dir, 'user.conf');
+  writeFileSync(userFile, ['# mine', '[pga]', 'host=pga.example', 'port=5433', 'sslmode=verify-ca', `sslrootcert=${userFile}`, '[other]', 'host=elsewhere', ''].join('\n'));
+  const sysDir = path.join(dir, 'etc');
+  mkdirSync(sysDir);
+  writeFileSync(path.join(sysDir, 'pg_service.conf'), ['[sys]', 'host=sys.example', 'user=barman', '[bad]', 'hots=x', ''].join('\n'));
+  const env = { PGSERVICEFILE: userFile, PGSYSCONFDIR: sysDir, HOME: dir };
+
+  it.each<[string, string, Record<string, unknown>]>([
+    ['settings from the user file', 'service=pga', { host: 'pga.example', port: 5433 }],
+    ['the conninfo wins over the service', 'service=pga port=6000 user=me', { host: 'pga.example', port: 6000, user: 'me' }],
+    ['then the system file', 'service=sys', { host: 'sys.example', user: 'barman' }],
+  ])('%s', (_name, conninfo, expected) => {
+    expect(conninfoToConnectPlan(conninfo, undefined, env).config).toMatchObject(expected);
+  });
+
+  it('a service\'s sslmode applies (verify-ca with its root certificate)', () => {
+    expect(conninfoToConnectPlan('service=pga', undefined, env).attempts.length).toBe(1);
+  });
+
+  it.each<[string, string, RegExp]>([
+    ['an unknown service', 'service=nope', /definition of service "nope" not found/],
+    ['an unknown keyword in the file', 'service=bad', /syntax error in service file .* line 5: unknown keyword "hots"/],
+  ])('refuses %s', (_name, conninfo, message) => {
+    const error = catchError(() => conninfoToConnectPlan(conninfo, undefined, env));
+    expect(error.exitCode).toBe(2);
+    expect(error.message).toMatch(message);
+  });
+});
+
+describe('redaction of connection strings in logs and messages', () => {
+  it.each<[string, string, string]>([
+    ['bare', 'host=h password=hunter2x user=u', 'host=h password=<redacted> user=u'],
+    ['quoted with spaces', "host=h password = 'a b c' user=u", 'host=h password = <redacted> user=u'],
+    ['sslpassword', 'sslkey=k sslpassword=keypass1', 'sslkey=k sslpassword=<redacted>'],
+    ['URI user:password@', 'postgresql://u:pw%40x@h/db', 'postgresql://u:<redacted>@h/db'],
+  ])('%s', (_name, text, expected) => {
+    expect(redact(text)).toBe(expected);
   });
 });

@@ -8,6 +8,7 @@ import { addSecret } from '../log.js';
 import { parseConninfo, type ConninfoParams } from './conninfo.js';
 import { connectionPassword } from './tool-connection.js';
 import { passwordFromPassfile } from './passfile.js';
+import { serviceParams } from './service-file.js';
 
 /**
  * How pgharbor's own SQL connections (node-postgres) follow a libpq
@@ -35,7 +36,7 @@ const ENV_DEFAULTS: Record<string, string> = {
   sslkey: 'PGSSLKEY', sslcrl: 'PGSSLCRL', sslcrldir: 'PGSSLCRLDIR', sslnegotiation: 'PGSSLNEGOTIATION',
   ssl_min_protocol_version: 'PGSSLMINPROTOCOLVERSION', ssl_max_protocol_version: 'PGSSLMAXPROTOCOLVERSION',
   application_name: 'PGAPPNAME', connect_timeout: 'PGCONNECT_TIMEOUT', options: 'PGOPTIONS', client_encoding: 'PGCLIENTENCODING',
-  service: 'PGSERVICE', channel_binding: 'PGCHANNELBINDING', require_auth: 'PGREQUIREAUTH', gssencmode: 'PGGSSENCMODE',
+  channel_binding: 'PGCHANNELBINDING', require_auth: 'PGREQUIREAUTH', gssencmode: 'PGGSSENCMODE',
   sslcertmode: 'PGSSLCERTMODE', requirepeer: 'PGREQUIREPEER', target_session_attrs: 'PGTARGETSESSIONATTRS',
 };
 
@@ -45,7 +46,6 @@ const ENV_DEFAULTS: Record<string, string> = {
  * connection refuses them (the PostgreSQL tools still receive them).
  */
 const DEMANDS: Record<string, (value: string) => boolean> = {
-  service: () => true,
   requirepeer: () => true,
   require_auth: () => true,
   channel_binding: (v) => v === 'require',
@@ -63,7 +63,12 @@ const TOOL_ONLY = new Set([
 const TLS_VERSIONS: Record<string, tls.SecureVersion> = { TLSv1: 'TLSv1', 'TLSv1.1': 'TLSv1.1', 'TLSv1.2': 'TLSv1.2', 'TLSv1.3': 'TLSv1.3' };
 
 export function conninfoToConnectPlan(conninfo: string, password?: string, env: NodeJS.ProcessEnv = process.env): PgConnectPlan {
-  const params: ConninfoParams = parseConninfo(conninfo);
+  let params: ConninfoParams = parseConninfo(conninfo);
+  const service = params.service ?? env.PGSERVICE;
+  if (service) {
+    const { service: _named, ...own } = params;
+    params = { ...serviceParams(service, env), ...own };
+  }
   for (const [key, variable] of Object.entries(ENV_DEFAULTS)) {
     if (params[key] === undefined && env[variable]) params[key] = env[variable]!;
   }
@@ -72,7 +77,7 @@ export function conninfoToConnectPlan(conninfo: string, password?: string, env: 
     if (DEMANDS[key]?.(value)) {
       throw new ConfigError(
         `conninfo: ${key}=${value} cannot be honoured by pgharbor's own SQL connection (node-postgres)`,
-        key === 'service' ? 'write the connection settings into conninfo itself' : `remove ${key} from conninfo, or enforce it on the server (pg_hba.conf)`,
+        `remove ${key} from conninfo, or enforce it on the server (pg_hba.conf)`,
       );
     }
     switch (key) {
