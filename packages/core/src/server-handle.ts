@@ -8,7 +8,7 @@ import { conninfoToConnectPlan } from './postgres/pg-connect-plan.js';
 import { toolConnection, type ToolConnection } from './postgres/tool-connection.js';
 import { connectPostgres } from './postgres/pg-connect.js';
 import { Repository } from './repository/repository.js';
-import { HarborError } from './errors.js';
+import { ConfigError, HarborError } from './errors.js';
 import { pgMajor } from './repository/server-identity.js';
 import { REPOSITORY_CODEC_KEYS, resolveCodecSettings } from './codec/codec-settings.js';
 import { RepositoryCodec } from './codec/repository-codec.js';
@@ -42,12 +42,27 @@ export class ServerHandle {
   }
 
   connect(): Promise<pg.Client> {
-    return connectPostgres(conninfoToConnectPlan(this.config.conninfo, this.password()), `server ${this.name}`);
+    return connectPostgres(this.named('conninfo', () => conninfoToConnectPlan(this.config.conninfo, this.password())), `server ${this.name}`);
   }
 
   /** A physical replication connection over streaming_conninfo, as pg_basebackup opens it. */
   connectStreaming(): Promise<pg.Client> {
-    return connectPostgres(conninfoToConnectPlan(this.streamingConninfo, this.streamingPassword()), `server ${this.name} (streaming)`, { replication: 'true' } as pg.ClientConfig);
+    const plan = this.named(this.streamingKey, () => conninfoToConnectPlan(this.streamingConninfo, this.streamingPassword()));
+    return connectPostgres(plan, `server ${this.name} (streaming)`, { replication: 'true' } as pg.ClientConfig);
+  }
+
+  private get streamingKey(): string {
+    return this.config.streaming_conninfo ? 'streaming_conninfo' : 'conninfo';
+  }
+
+  /** A conninfo problem (a certificate file, sslmode) names the setting it comes from. */
+  private named<T>(key: string, build: () => T): T {
+    try {
+      return build();
+    } catch (error) {
+      if (error instanceof ConfigError) throw new ConfigError(`servers.${this.name}.${key}: ${error.message.replace(/^conninfo: /, '')}`, error.hint);
+      throw error;
+    }
   }
 
   /**
@@ -56,7 +71,7 @@ export class ServerHandle {
    * configured, travels in the child's environment, never on a command line.
    */
   toolConnection(extra: Record<string, string> = {}): ToolConnection {
-    return toolConnection(this.streamingConninfo, this.streamingPassword(), extra);
+    return this.named(this.streamingKey, () => toolConnection(this.streamingConninfo, this.streamingPassword(), extra));
   }
 
   /** Path of a PostgreSQL client program: pg_bin_dir, else the Debian directory of the server's major version, else PATH. */

@@ -46,11 +46,22 @@ export function parseConninfo(conninfo: string): ConninfoParams {
 }
 
 function unknownKeyword(key: string): ConfigError {
-  const close = [...LIBPQ_KEYWORDS].find((known) => known.replace(/_/g, '') === key.toLowerCase().replace(/_/g, ''));
+  const close = [...LIBPQ_KEYWORDS].find((known) => editDistance(known, key.toLowerCase()) <= 2);
   return new ConfigError(
     `conninfo: unknown connection option "${key}"`,
     close ? `did you mean "${close}"?` : 'use libpq keywords only (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-PARAMKEYWORDS)',
   );
+}
+
+/** Levenshtein distance, for "did you mean" (keywords are short: the quadratic cost is nothing). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length];
 }
 
 /** libpq's conninfo_parse: values bare or in single quotes, backslash escapes in both. */
