@@ -29,9 +29,10 @@ describe('conninfo parsing, as libpq reads it', () => {
   });
 
   it.each<[string, string, RegExp, RegExp]>([
-    ['unknown keyword', 'host=pga sslmdoe=require', /unknown connection option "sslmdoe"/, /libpq keywords/],
+    ['unknown keyword', 'host=pga frobnicate=1', /unknown connection option "frobnicate"/, /libpq keywords/],
+    ['a typo of a keyword', 'host=pga sslmdoe=require', /unknown connection option "sslmdoe"/, /did you mean "sslmode"/],
     ['unknown keyword close to a known one', 'host=pga sslrootCert=x', /"sslrootCert"/, /did you mean "sslrootcert"/],
-    ['unknown URI parameter', 'postgresql://h/db?sslmod=require', /unknown connection option "sslmod"/, /libpq/],
+    ['unknown URI parameter', 'postgresql://h/db?sslmod=require', /unknown connection option "sslmod"/, /did you mean "sslmode"/],
     ['missing =', 'host=pga = nonsense', /near "= nonsense"/, /keyword=value/],
     ['bare word', 'pga', /near "pga"/, /keyword=value/],
     ['unterminated quote', "password='abc", /unterminated quoted value of "password"/, /close the value/],
