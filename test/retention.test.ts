@@ -75,8 +75,10 @@ describe('retention: REDUNDANCY 3, keep, expire, locks, cron', () => {
   it('expire --dry-run says what would go and removes nothing; expire removes the oldest backup and the WAL only it needed', async () => {
     const before = await listing(ws.repoDir);
     const dry = await ws.run(['expire', 'pg', '--dry-run']);
-    expect(dry.stdout).toContain(`would remove backup ${ids[0]}: more than 3 newer backups (REDUNDANCY 3)`);
+    expect(dry.stdout).toContain(`would remove backup ${ids[0]}: 3 newer backups, and REDUNDANCY 3 keeps the 3 newest`);
     expect(dry.stdout).toMatch(/would remove wal [0-9A-F]{24}\.\.[0-9A-F]{24}/);
+    // The cutoff is named as a WAL file, timeline included (it once read "segment 000000000000000B").
+    expect(dry.stdout).toMatch(/older than [0-9A-F]{24}, the start of the oldest retained backup/);
     expect(await listing(ws.repoDir)).toEqual(before);
 
     const second = JSON.parse((await ws.run(['--json', 'show-backup', 'pg', ids[1]])).stdout);

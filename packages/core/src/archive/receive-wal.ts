@@ -6,7 +6,7 @@ import type { Harbor } from '../harbor.js';
 import type { ServerHandle } from '../server-handle.js';
 import type { ReceiverState } from '../hooks.js';
 import { ConfigError, HarborError, errorMessage } from '../errors.js';
-import { queryServerInfo, type ServerInfo } from '../postgres/server-info.js';
+import { CURRENT_TIMELINE_SQL, queryServerInfo, type ServerInfo } from '../postgres/server-info.js';
 import { SpoolArchiver, type PositionInfo } from './receive-wal-spool.js';
 import {
   StatusStore,
@@ -139,7 +139,7 @@ export async function dropReceiveWalSlot(harbor: Harbor, server: ServerHandle): 
 async function serverPosition(client: pg.Client, slot: string, info: ServerInfo): Promise<PositionInfo> {
   const { rows } = await client.query(
     `SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_flush_lsn() END)::text AS lsn,
-            (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline`,
+            ${CURRENT_TIMELINE_SQL} AS timeline`,
   );
   const slotRow = await readSlot(client, slot);
   return {

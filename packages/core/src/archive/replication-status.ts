@@ -48,13 +48,14 @@ export async function replicationStatus(server: ServerHandle): Promise<Replicati
               (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn`,
     );
     const current = head.rows[0].lsn as string;
+    // The head is read a moment before the clients: a client may have moved past it since, which is no lag (never a negative one).
     const clients = await client.query(
       `SELECT r.pid, r.application_name, r.usename, host(r.client_addr) AS client_addr, r.client_port, r.state, r.sync_state, r.sync_priority,
               r.backend_start, r.sent_lsn::text, r.write_lsn::text, r.flush_lsn::text, r.replay_lsn::text,
-              pg_wal_lsn_diff($1::pg_lsn, r.sent_lsn)::bigint AS sent_lag,
-              pg_wal_lsn_diff($1::pg_lsn, r.write_lsn)::bigint AS write_lag,
-              pg_wal_lsn_diff($1::pg_lsn, r.flush_lsn)::bigint AS flush_lag,
-              pg_wal_lsn_diff($1::pg_lsn, r.replay_lsn)::bigint AS replay_lag,
+              GREATEST(0, pg_wal_lsn_diff($1::pg_lsn, r.sent_lsn))::bigint AS sent_lag,
+              GREATEST(0, pg_wal_lsn_diff($1::pg_lsn, r.write_lsn))::bigint AS write_lag,
+              GREATEST(0, pg_wal_lsn_diff($1::pg_lsn, r.flush_lsn))::bigint AS flush_lag,
+              GREATEST(0, pg_wal_lsn_diff($1::pg_lsn, r.replay_lsn))::bigint AS replay_lag,
               s.slot_name
          FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
         ORDER BY r.sync_priority DESC, r.application_name`,

@@ -14,13 +14,22 @@ export interface ServerInfo {
   tablespaces: TablespaceInfo[];
 }
 
+/**
+ * The timeline the server writes (a primary) or replays (a standby). Not
+ * pg_control_checkpoint()'s alone: after a promotion it keeps naming the
+ * old timeline until the next checkpoint completes, and a receiver reset
+ * then named its restart segment on the wrong timeline.
+ */
+export const CURRENT_TIMELINE_SQL = `CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END`;
+
 export async function queryServerInfo(client: pg.Client): Promise<ServerInfo> {
   const { rows } = await client.query(`
     SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
            current_setting('server_version_num')::int AS version_num,
            current_setting('server_version') AS version,
            current_setting('data_directory') AS data_directory,
-           (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline,
+           ${CURRENT_TIMELINE_SQL} AS timeline,
            pg_size_bytes(current_setting('wal_segment_size')) AS wal_segment_size,
            pg_is_in_recovery() AS in_recovery`);
   const row = rows[0];

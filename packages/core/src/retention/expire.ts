@@ -77,7 +77,7 @@ async function expireWal(harbor: Harbor, server: ServerHandle, repository: Repos
   if (doomed.length === 0) return undefined;
   doomed.sort((a, b) => (a.name < b.name ? -1 : 1));
   const subject = `${doomed[0].name}..${doomed.at(-1)!.name} (${doomed.length} files)`;
-  const reason = `older than ${decision.walCutoff ? `segment ${decision.walCutoff}, the start of the oldest retained backup` : 'every retained backup'}`;
+  const reason = `older than ${decision.walCutoffFile ? `${decision.walCutoffFile}, the start of the oldest retained backup` : 'every retained backup'}`;
   const event: RetentionEvent = { server: server.name, repository: repository.location, subject, kind: 'wal', reason };
   const item: ExpiredItem = { repository: repository.name, kind: 'wal', subject, reason };
   if (dryRun) return item;

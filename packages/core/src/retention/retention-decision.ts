@@ -16,6 +16,8 @@ export interface RetentionDecision {
    * is needed by no retained backup, except the ranges of standalone keeps.
    */
   walCutoff?: string;
+  /** The WAL file that walCutoff comes from (with its timeline), for messages. */
+  walCutoffFile?: string;
   standaloneRanges: { start: string; stop: string }[];
 }
 
@@ -105,7 +107,13 @@ export function decideRetention(
     const s = status.get(b.id);
     if (s === 'OBSOLETE') {
       expire.push(b.id);
-      reasons.set(b.id, policy?.kind === 'redundancy' ? `more than ${policy.count} newer backups (REDUNDANCY ${policy.count})` : 'ended before the recovery window, and a newer backup covers the window start');
+      const newer = done.filter((d) => d.id > b.id).length;
+      reasons.set(
+        b.id,
+        policy?.kind === 'redundancy'
+          ? `${newer} newer backup${newer === 1 ? '' : 's'}, and REDUNDANCY ${policy.count} keeps the ${policy.count} newest`
+          : 'ended before the recovery window, and a newer backup covers the window start',
+      );
     } else if (s === 'FAILED' && oldestRetained && b.id < oldestRetained.id) {
       expire.push(b.id);
       reasons.set(b.id, `FAILED, and older than the oldest retained backup ${oldestRetained.id}`);
@@ -118,6 +126,7 @@ export function decideRetention(
     reasons,
     expire,
     walCutoff: oldestRetained ? segmentOf(oldestRetained.startWal) : undefined,
+    walCutoffFile: oldestRetained?.startWal,
     standaloneRanges: done.filter((b) => b.keep === 'standalone' && b.startWal && b.stopWal).map((b) => ({ start: b.startWal!.slice(8), stop: b.stopWal!.slice(8) })),
   };
 }
