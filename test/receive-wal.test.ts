@@ -1,4 +1,4 @@
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,7 +54,7 @@ interface ReceiverStatusFile {
   state: string;
   timeline?: number;
   lastSegment?: string;
-  lastPartial?: { name: string; pushedAt: string };
+  lastPartial?: { name: string; pushedAt: string; writtenAt?: string };
   lastReset?: { reason: string; movedTo?: string; actions: string[] };
 }
 
@@ -86,10 +86,15 @@ async function writeIntoPartial(ws: Workspace, cluster: Queryable, from: number,
     );
     return ok;
   }, 60_000, log);
-  const received = Date.now();
+  // When pg_receivewal last wrote the spool's .partial: the rows are in it by now. Not the time
+  // pg_stat_replication showed them (it reports every 10 s): a store between the write and that
+  // report was the last one, nothing changing afterwards, and waiting for a later one timed out.
+  const spool = path.join(ws.dir, 'state', 'pg', 'streaming');
+  const partials = (await readdir(spool)).filter((f) => f.endsWith('.partial'));
+  const written = Math.max(0, ...(await Promise.all(partials.map(async (f) => (await stat(path.join(spool, f))).mtimeMs))));
   await waitFor('the .partial to be stored', async () => {
-    const status = await statusOf(ws);
-    return status.lastPartial && Date.parse(status.lastPartial.pushedAt) > received;
+    const stored = (await statusOf(ws)).lastPartial?.writtenAt;
+    return stored && Date.parse(stored) >= Math.floor(written);
   }, 60_000, () => `${log()}\nstatus: ${JSON.stringify(readFileSync(path.join(ws.dir, 'state', 'pg', 'receive-wal.json'), 'utf8'))}`);
 }
 

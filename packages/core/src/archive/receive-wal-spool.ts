@@ -185,7 +185,8 @@ export class SpoolArchiver {
     return false;
   }
 
-  private async storePartial(name: string): Promise<boolean> {
+  /** `writtenAt`: the spool file's mtime seen before the copy began; what is stored holds what was written until then. */
+  private async storePartial(name: string, writtenAt?: number): Promise<boolean> {
     if (!(await this.mayStorePartial(name))) return false;
     try {
       if (!(await pushPartial(this.server, path.join(this.dir, name)))) return false;
@@ -196,7 +197,7 @@ export class SpoolArchiver {
     }
     this.warned.delete(name);
     const { status } = this.store;
-    status.lastPartial = { name, pushedAt: new Date().toISOString() };
+    status.lastPartial = { name, pushedAt: new Date().toISOString(), ...(writtenAt ? { writtenAt: new Date(writtenAt).toISOString() } : {}) };
     const own = (status.ownPartials ?? []).filter((p) => p !== name);
     status.ownPartials = [...own, name].slice(-16);
     return true;
@@ -209,7 +210,7 @@ export class SpoolArchiver {
     if (key === this.lastPartialKey) return false;
     if (!final && Date.now() - this.lastPartialPush < this.partialIntervalMs) return false;
     this.lastPartialPush = Date.now();
-    if (!(await this.storePartial(name))) return false;
+    if (!(await this.storePartial(name, stat.mtimeMs))) return false;
     this.lastPartialKey = key;
     this.log.debug(`receive-wal ${this.server.name}: stored ${name}`);
     return true;

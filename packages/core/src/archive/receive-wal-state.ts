@@ -58,7 +58,8 @@ export interface ReceiverStatus {
   /** The last completed segment stored in every repository. */
   lastSegment?: string;
   /** The .partial last stored, and when. */
-  lastPartial?: { name: string; pushedAt: string };
+  /** The last .partial stored; writtenAt: the spool file's modification time the stored copy holds (absent for a retired one). */
+  lastPartial?: { name: string; pushedAt: string; writtenAt?: string };
   /** .partial names this spool has stored since the last reset (their repository copies are ours to replace). */
   ownPartials?: string[];
   /** The last reset, automatic or by --reset. */
