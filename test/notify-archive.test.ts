@@ -47,7 +47,7 @@ describe('notifications from archive-push', () => {
   });
   afterAll(async () => {
     // The flusher outlives archive-push by design; stop the one this test started.
-    const pid = Number(await readFile(path.join(dir, 'state', 'spool', '.flusher.pid'), 'utf8').catch(() => '0'));
+    const pid = Number((JSON.parse(await readFile(path.join(dir, 'state', 'spool', '.flusher.lock'), 'utf8').catch(() => '{}')) as { pid?: number }).pid ?? 0);
     if (pid > 0) process.kill(pid, 'SIGTERM');
     await Promise.all([cluster?.destroy(), receiver?.close()]);
     await rm(dir, { recursive: true, force: true });

@@ -41,6 +41,8 @@ let stores = 0;
 describeStorageConformance('examples/storage/gzip-store.mjs, loaded from a config file', {
   create: async () => harbor.storage.get('gzip').create({ path: path.join(scratch, `store-${++stores}`), level: 1 }, { logger: silentLogger, configDir: scratch }),
   destroy: async (driver: StorageDriver) => rm((driver as StorageDriver & { root: string }).root, { recursive: true, force: true }),
+  reopen: async (driver: StorageDriver) =>
+    harbor.storage.get('gzip').create({ path: (driver as StorageDriver & { root: string }).root, level: 1 }, { logger: silentLogger, configDir: scratch }),
 });
 
 describe('a backup and restore through the example gzip store', () => {

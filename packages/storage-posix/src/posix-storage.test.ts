@@ -18,6 +18,7 @@ describeStorageConformance('posix', {
   // The root does not exist yet: the driver creates it on first write.
   create: async () => createPosixStorage({ path: freshRoot() }),
   destroy: async (driver) => rm((driver as PosixStorage).root, { recursive: true, force: true }),
+  reopen: async (driver) => createPosixStorage({ path: (driver as PosixStorage).root }),
 });
 
 describe('posix storage', () => {

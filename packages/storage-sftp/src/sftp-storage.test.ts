@@ -56,6 +56,8 @@ async function readAll(stream: Readable): Promise<Buffer> {
 describeStorageConformance('sftp (private sshd)', {
   create: async () => open(),
   destroy: async (driver) => rm((driver as SftpStorage).root, { recursive: true, force: true }),
+  // Its own SSH connection to the same directory, as another pgharbor process would have.
+  reopen: async (driver) => open({ path: (driver as SftpStorage).root }),
 });
 
 describe('sftp storage', () => {

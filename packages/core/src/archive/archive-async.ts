@@ -1,11 +1,12 @@
-import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Harbor } from '../harbor.js';
 import type { ServerHandle } from '../server-handle.js';
 import { HarborError, errorMessage } from '../errors.js';
 import { parseSize } from '../config/archive-schema.js';
-import { isAlive } from '../repository/repository-lock.js';
+import { acquireLocalLock, localLockHolder } from '../lock/local-lock-store.js';
+import type { HeldLock } from '../lock/lock.js';
 import { archivePush } from './archive-push.js';
 import { walFileKind } from './wal-file-name.js';
 
@@ -37,7 +38,6 @@ export function asyncArchiveSettings(harbor: Harbor, server: ServerHandle): Asyn
 
 const okMarker = (spool: string, name: string) => path.join(spool, 'out', `${name}.ok`);
 const errorMarker = (spool: string, name: string) => path.join(spool, 'out', `${name}.error`);
-const pidFile = (spool: string) => path.join(spool, 'archiver.pid');
 export const alarmFile = (spool: string) => path.join(spool, 'queue-alarm.json');
 
 /** The archive-push side: wait for the archiver's verdict on this segment, starting the archiver when none runs. */
@@ -76,37 +76,28 @@ export async function archivePushAsync(
 }
 
 export function archiverRunning(spoolDir: string): boolean {
-  try {
-    const pid = Number(readFileSync(pidFile(spoolDir), 'utf8'));
-    return pid > 0 && isAlive(pid);
-  } catch {
-    return false;
-  }
+  return localLockHolder(spoolDir, 'archiver') !== undefined;
 }
 
-/** Create the pid file exclusively: of two archivers started at once, one runs. */
-async function claimArchiver(spoolDir: string): Promise<boolean> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await fs.writeFile(pidFile(spoolDir), String(process.pid), { mode: 0o600, flag: 'wx' });
-      return true;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      if (archiverRunning(spoolDir)) return false;
-      await fs.rm(pidFile(spoolDir), { force: true }); // left by an archiver that died
-    }
+/** Take the spool's archiver lock: of two archivers started at once, one runs. */
+async function claimArchiver(spoolDir: string): Promise<HeldLock | undefined> {
+  try {
+    return await acquireLocalLock(spoolDir, 'archiver', 'async archiver');
+  } catch (error) {
+    if (error instanceof HarborError) return undefined; // another archiver runs
+    throw error;
   }
-  return false;
 }
 
 /**
  * The archiver: runs until no segment has been ready for `idleSeconds`.
- * One per server and spool (a pid file keeps a second one from starting).
+ * One per server and spool (the spool's archiver.lock keeps a second one from starting).
  */
 export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgWalDir: string, idleSeconds = 30): Promise<void> {
   const settings = asyncArchiveSettings(harbor, server);
   await fs.mkdir(path.join(settings.spoolDir, 'out'), { recursive: true, mode: 0o700 });
-  if (!(await claimArchiver(settings.spoolDir))) return;
+  const lock = await claimArchiver(settings.spoolDir);
+  if (!lock) return;
   const statusDir = path.join(pgWalDir, 'archive_status');
   const retryAt = new Map<string, number>();
   const inFlight = new Set<string>();
@@ -186,7 +177,7 @@ export async function runAsyncArchiver(harbor: Harbor, server: ServerHandle, pgW
     await Promise.all(Array.from({ length: Math.max(1, settings.processMax) }, worker));
   } finally {
     statusChange.close();
-    await fs.rm(pidFile(settings.spoolDir), { force: true });
+    await lock.release();
   }
 }
 

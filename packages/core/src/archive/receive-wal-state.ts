@@ -6,7 +6,8 @@ import type { ServerHandle } from '../server-handle.js';
 import type { ReceiverState } from '../hooks.js';
 import type { StreamingServerOptions } from '../config/streaming-schema.js';
 import { HarborError } from '../errors.js';
-import { isAlive } from '../repository/repository-lock.js';
+import { isAlive } from '../lock/lock.js';
+import { acquireLocalLock, localLockHolder } from '../lock/local-lock-store.js';
 
 /** What receive-wal needs from the config, with defaults applied. */
 export interface StreamingSettings {
@@ -66,7 +67,6 @@ export interface ReceiverStatus {
   lastReset?: { at: string; reason: string; movedTo?: string; actions: string[] };
 }
 
-const pidFile = (stateDir: string) => path.join(stateDir, 'receive-wal.pid');
 const statusFile = (stateDir: string) => path.join(stateDir, 'receive-wal.json');
 
 export function readReceiverStatus(stateDir: string): ReceiverStatus | undefined {
@@ -97,39 +97,23 @@ export function processRunning(pid: number | undefined, ...words: string[]): boo
   }
 }
 
-/** The pid of the running receive-wal of this server, if one runs. */
+/** The pid of the running receive-wal of this server, if one runs (the holder of <state_dir>/<server>/receive-wal.lock). */
 export function runningReceiver(stateDir: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(pidFile(stateDir), 'utf8').trim());
-  } catch {
-    return undefined;
-  }
-  return processRunning(pid, 'receive-wal') ? pid : undefined;
+  const holder = localLockHolder(stateDir, 'receive-wal');
+  return holder && processRunning(holder.pid, 'receive-wal') ? holder.pid : undefined;
 }
 
-/** Claim the server's pid file: one receive-wal per server. Returns the release function. */
+/** Take the server's receive-wal lock: one receive-wal per server. Returns the release function. */
 export async function claimReceiver(stateDir: string, server: string): Promise<() => Promise<void>> {
-  await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const file = pidFile(stateDir);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await fs.writeFile(file, `${process.pid}\n`, { mode: 0o600, flag: 'wx' });
-      return async () => {
-        const owner = await fs.readFile(file, 'utf8').catch(() => '');
-        if (Number(owner.trim()) === process.pid) await fs.rm(file, { force: true });
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw error;
-      const other = runningReceiver(stateDir);
-      if (other) {
-        throw new HarborError(`receive-wal for server ${server} is already running (pid ${other})`, {
-          hint: `stop it first with: pgharbor receive-wal --stop ${server}`,
-        });
-      }
-      await fs.rm(file, { force: true }); // left by a receive-wal that died
-    }
-  }
+  const lock = await acquireLocalLock(stateDir, 'receive-wal', 'receive-wal', {
+    subject: `server ${server}`,
+    hint: () => `stop it first with: pgharbor receive-wal --stop ${server}`,
+    // A pid recycled by an unrelated process is no receive-wal (the check the pid file had).
+    ownerGone: (owner) => !processRunning(owner.pid, 'receive-wal'),
+  });
+  return async () => {
+    await lock.release();
+  };
 }
 
 /** The in-memory status of a receiver (running, or being reset) and its file, written one save at a time. */

@@ -1,9 +1,9 @@
 import { createRequire } from 'node:module';
-import { linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Harbor } from '../harbor.js';
-import { errorMessage } from '../errors.js';
+import { HarborError, errorMessage } from '../errors.js';
+import { acquireLocalLock, localLockHolder } from '../lock/local-lock-store.js';
 import { resolveSecret } from '../config/secrets.js';
 import type { CheckContext } from '../check/check-context.js';
 import type { Notifier, NotifierContext } from '../notifier.js';
@@ -372,50 +372,26 @@ export class NotificationDispatcher {
   }
 }
 
-/** Whether a flusher holds the spool's lock file (a live pid inside). */
+/** Whether a flusher holds the spool's lock (a live holder of flusher.lock). */
 function flusherRunning(spoolDir: string): boolean {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(path.join(spoolDir, FLUSHER_LOCK), 'utf8'));
-  } catch {
-    return false;
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
-  }
+  return localLockHolder(spoolDir, FLUSHER_LOCK) !== undefined;
 }
 
-export const FLUSHER_LOCK = '.flusher.pid';
+/** The spool's flusher lock: `<spool>/.flusher.lock` (lock/local-lock-store.ts); a dot name, which the spool's backlog skips. */
+export const FLUSHER_LOCK = '.flusher';
 
 /**
- * Take the flusher lock: a file holding our pid, created whole by a hard
- * link (which fails if it exists); a dead owner's lock is taken over.
- * Returns a release function, or undefined if another flusher runs.
+ * Take the flusher lock (a dead owner's lock is taken over). Returns a
+ * release function, or undefined if another flusher runs.
  */
-export function lockFlusher(spoolDir: string): (() => void) | undefined {
-  const file = path.join(spoolDir, FLUSHER_LOCK);
-  const mine = `${file}.${process.pid}`;
-  writeFileSync(mine, String(process.pid), { mode: 0o600 });
+export async function lockFlusher(spoolDir: string): Promise<(() => Promise<void>) | undefined> {
   try {
-    for (let tries = 0; tries < 2; tries++) {
-      try {
-        linkSync(mine, file);
-        return () => unlinkSync(file);
-      } catch {
-        if (flusherRunning(spoolDir)) return undefined;
-        try {
-          unlinkSync(file); // its owner died
-        } catch {
-          // someone else took it over
-        }
-      }
-    }
-    return undefined;
-  } finally {
-    unlinkSync(mine);
+    const lock = await acquireLocalLock(spoolDir, FLUSHER_LOCK, 'notification flusher');
+    return async () => {
+      await lock.release();
+    };
+  } catch (error) {
+    if (error instanceof HarborError) return undefined;
+    throw error;
   }
 }

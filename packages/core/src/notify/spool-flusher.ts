@@ -25,7 +25,7 @@ async function run(configFile: string): Promise<void> {
   const harbor = await Harbor.load({ configFile, logger });
   const notifications = harbor.notifications;
   logFile = path.join(harbor.stateDir(), 'notify.log');
-  const release = lockFlusher(notifications.spool.dir);
+  const release = await lockFlusher(notifications.spool.dir);
   if (!release) return; // another flusher is at work
   try {
     for (const delay of PASSES_MS) {
@@ -35,7 +35,7 @@ async function run(configFile: string): Promise<void> {
       if (notifications.spool.backlog().count === 0) break;
     }
   } finally {
-    release();
+    await release();
     await harbor.close();
   }
 }

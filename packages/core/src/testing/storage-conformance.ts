@@ -1,9 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StorageDriver, StorageObjectInfo } from '../storage/storage-driver.js';
 import { memoryProbe } from './memory-probe.js';
+import { acquireLock, type HeldLock } from '../lock/lock.js';
 
 export interface ConformanceOptions {
   /** Create a fresh, empty driver instance for one test (each test gets its own root/prefix). */
@@ -18,6 +21,12 @@ export interface ConformanceOptions {
    * object is at least twice this size.
    */
   memoryBudgetBytes?: number;
+  /**
+   * Another instance of the driver on the same store as `driver` (its own
+   * connections, its own state), as a second process would have. The lock
+   * tests race such instances; without it they race one instance.
+   */
+  reopen?(driver: StorageDriver): Promise<StorageDriver>;
 }
 
 const MiB = 1024 * 1024;
@@ -237,6 +246,67 @@ export function describeStorageConformance(name: string, options: ConformanceOpt
       });
     });
 
+    // What the lock (lock/lock.ts) needs: create-only puts that exactly one writer wins even from
+    // separate instances (connections, processes), read-your-writes for the winner's bytes, and delete.
+    describe('locking', () => {
+      const TAKERS = 8;
+      const ROUNDS = 4;
+      const instances = async (): Promise<StorageDriver[]> => {
+        const others = await Promise.all(Array.from({ length: TAKERS - 1 }, () => options.reopen?.(driver) ?? driver));
+        return [driver, ...others];
+      };
+      const closeOthers = async (all: StorageDriver[]) => {
+        for (const other of new Set(all)) if (other !== driver) await other.close();
+      };
+
+      it(`lets exactly one of ${TAKERS} create-only puts from separate instances win, every round`, async () => {
+        const all = await instances();
+        try {
+          for (let round = 0; round < ROUNDS; round++) {
+            const key = `locks/round-${round}.lock`;
+            const results = await Promise.allSettled(all.map((instance, i) => instance.put(key, `taker ${i}`, { ifNotExists: true })));
+            const winners = results.flatMap((result, i) => (result.status === 'fulfilled' ? [i] : []));
+            expect(winners, `round ${round}`).toHaveLength(1);
+            for (const result of results) if (result.status === 'rejected') expect(errorName(result.reason)).toBe('StorageConflictError');
+            // Every instance reads the winner's bytes at once: the lock compares them before it deletes.
+            for (const instance of all) expect((await readAll(await instance.get(key))).toString()).toBe(`taker ${winners[0]}`);
+          }
+        } finally {
+          await closeOthers(all);
+        }
+      });
+
+      it(`gives a dead holder's lock to exactly one of ${TAKERS} takers on separate instances, every round`, async () => {
+        const all = await instances();
+        try {
+          for (let round = 0; round < ROUNDS; round++) {
+            const key = `locks/dead-${round}.lock`;
+            const dead = spawnSync(process.execPath, ['-e', '0']).pid; // a pid of this host that no longer runs
+            await driver.put(key, JSON.stringify({ token: `${round}`.padStart(32, 'd'), pid: dead, hostname: os.hostname(), operation: 'backup', since: new Date().toISOString() }));
+            const results = await Promise.allSettled(all.map((instance) => acquireLock(instance, key, 'conformance')));
+            const held = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+            expect(held, `round ${round}: ${results.map((r) => (r.status === 'rejected' ? errorMessageOf(r.reason) : 'won')).join(' | ')}`).toHaveLength(1);
+            for (const result of results) if (result.status === 'rejected') expect(errorMessageOf(result.reason)).toMatch(/another (conformance|backup) of .* (is running|is being taken over)/);
+            const stored = JSON.parse((await readAll(await driver.get(key))).toString()) as { token: string };
+            expect(stored.token).toBe((held[0] as HeldLock).owner.token);
+            expect(await held[0].release()).toBe(true);
+            expect(await listKeys(driver, key)).toEqual([]); // no breaker left behind
+          }
+        } finally {
+          await closeOthers(all);
+        }
+      });
+
+      it('releases only its own lock', async () => {
+        const mine = await acquireLock(driver, 'locks/own.lock', 'conformance');
+        await driver.delete('locks/own.lock'); // removed by hand, then taken by someone else
+        const theirs = await acquireLock(driver, 'locks/own.lock', 'conformance');
+        expect(await mine.release()).toBe(false);
+        expect(JSON.parse((await readAll(await driver.get('locks/own.lock'))).toString()).token).toBe(theirs.owner.token);
+        expect(await theirs.release()).toBe(true);
+      });
+    });
+
     describe('concurrency', () => {
       it('lets 50 concurrent writers to different keys all succeed', async () => {
         const keys = Array.from({ length: 50 }, (_, i) => `parallel/${i % 5}/object-${i}`);
@@ -381,6 +451,10 @@ async function listKeys(driver: StorageDriver, prefix: string): Promise<string[]
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function errorMessageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function errorName(error: unknown): string | undefined {
