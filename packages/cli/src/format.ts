@@ -29,3 +29,8 @@ export function table(rows: string[][]): string {
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n');
 }
+
+/** Why a backup is DELETING, and that the next delete, expire or cron finishes it. */
+export function deletionNote(marker: { since?: string; operation?: string } | undefined): string {
+  return `deletion begun ${marker?.since ? formatTime(marker.since) : 'earlier'} by ${marker?.operation ?? 'a delete'} was interrupted; the next delete, expire or cron finishes it`;
+}

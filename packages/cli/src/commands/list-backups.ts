@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { displayStatus, retentionDecision, summarize, type BackupSummary, type DisplayStatus, type Repository, type RetentionStatus } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
-import { formatBytes, formatTime } from '../format.js';
+import { deletionNote, formatBytes, formatTime } from '../format.js';
 import { parseRepo } from '../parse-options.js';
 
 export function registerListBackups(program: Command): void {
@@ -16,7 +16,7 @@ export function registerListBackups(program: Command): void {
       await withHarbor(options, async (harbor) => {
         const server = harbor.server(serverName);
         const repos: Repository[] = cmd.repo ? [await server.repository(cmd.repo)] : await server.repositories();
-        const rows: (BackupSummary & { status: DisplayStatus; retention: RetentionStatus | undefined; repository: string })[] = [];
+        const rows: (Omit<BackupSummary, 'status'> & { status: DisplayStatus; retention: RetentionStatus | undefined; repository: string })[] = [];
         for (const repo of repos) {
           const manifests = await repo.listManifests();
           const decision = await retentionDecision(server, repo, undefined, manifests);
@@ -30,7 +30,14 @@ export function registerListBackups(program: Command): void {
             : rows
                 .map((b) => {
                   const where = repos.length > 1 ? ` [${b.repository}]` : '';
-                  const size = b.status === 'DONE' ? `Size: ${formatBytes(b.size)} - WAL Size: ${b.walIncluded ? 'in backup' : '0 B'}` : b.status === 'STARTED' ? 'STARTED (in progress)' : `FAILED${b.error ? ` (${b.error.message})` : ''}`;
+                  const size =
+                    b.status === 'DONE'
+                      ? `Size: ${formatBytes(b.size)} - WAL Size: ${b.walIncluded ? 'in backup' : '0 B'}`
+                      : b.status === 'STARTED'
+                        ? 'STARTED (in progress)'
+                        : b.status === 'DELETING'
+                          ? `DELETING (${deletionNote(b.deleting)})`
+                          : `FAILED${b.error ? ` (${b.error.message})` : ''}`;
                   const retention = b.status === 'DONE' && b.retention ? ` - ${b.retention}` : '';
                   return `${serverName} ${b.id}${where} - ${formatTime(b.stopTime ?? b.startTime)} - ${size}${retention}`;
                 })

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { describePolicy, displayStatus, policyFor, resolveBackup, retentionDecision, summarize, type BackupManifest } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
-import { formatBytes, formatDuration } from '../format.js';
+import { deletionNote, formatBytes, formatDuration } from '../format.js';
 import { parseRepo } from '../parse-options.js';
 
 export function registerShowBackup(program: Command): void {
@@ -17,7 +17,7 @@ export function registerShowBackup(program: Command): void {
         const repo = await harbor.server(serverName).repository(cmd.repo);
         const manifest = await resolveBackup(repo, backupId);
         const manifests = await repo.listManifests();
-        const ids = manifests.filter((m) => m.status === 'DONE').map((m) => m.id);
+        const ids = manifests.filter((m) => displayStatus(m) === 'DONE').map((m) => m.id);
         const at = ids.indexOf(manifest.id);
         const previous = at > 0 ? ids[at - 1] : undefined;
         const next = at >= 0 && at < ids.length - 1 ? ids[at + 1] : undefined;
@@ -39,7 +39,7 @@ function describe(m: BackupManifest, status: string, repository: string, previou
     `Backup ${m.id}:`,
     `  Server Name            : ${m.server}`,
     `  System Id              : ${m.systemIdentifier}`,
-    `  Status                 : ${status}${m.error ? ` (${m.error.message})` : ''}`,
+    `  Status                 : ${status}${status === 'DELETING' ? ` (${deletionNote(m.deleting)})` : m.error ? ` (${m.error.message})` : ''}`,
     `  PostgreSQL Version     : ${m.pgVersion}`,
     `  PGDATA directory       : ${m.dataDirectory}`,
     `  Repository             : ${repository}`,

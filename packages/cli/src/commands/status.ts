@@ -31,7 +31,7 @@ export function registerStatus(program: Command): void {
             ...s.repositories.flatMap((r) => [
               `\tRepository ${r.name} (${r.location}):`,
               `\t\tRetention policy: ${r.retention}`,
-              `\t\tNo. of available backups: ${r.backups}${r.failedBackups ? ` (and ${r.failedBackups} FAILED)` : ''}`,
+              `\t\tNo. of available backups: ${r.backups}${r.failedBackups ? ` (and ${r.failedBackups} FAILED)` : ''}${r.deletingBackups ? ` (and ${r.deletingBackups} DELETING: an interrupted deletion the next delete, expire or cron finishes)` : ''}`,
               `\t\tFirst available backup: ${r.firstBackup ?? '-'}`,
               `\t\tLast available backup: ${r.lastBackup ?? '-'}`,
               `\t\tMinimum redundancy requirements: ${r.minimumRedundancySatisfied ? 'satisfied' : 'FAILED'} (${r.backups}/${s.minimumRedundancy})`,

@@ -7,9 +7,11 @@ import type { Repository } from '../repository/repository.js';
 import { acquireLock } from '../repository/repository-lock.js';
 import { displayStatus } from '../repository/backup-status.js';
 import { resolveBackup } from '../restore/resolve-backup.js';
+import { newDeletionMarker } from '../repository/deletion-marker.js';
 
 /**
- * Delete one backup (DONE or FAILED), with the delete hooks around it:
+ * Delete one backup (DONE, FAILED, or DELETING: an interrupted deletion is
+ * finished), with the delete hooks around it:
  * `backup.beforeDelete` may keep it (pre_delete_script runs there),
  * `backup.deleted` / `deleteFailed` observe (post_delete_script). The
  * `delete` command and retention both delete through here.
@@ -24,6 +26,10 @@ export async function deleteBackup(
     force?: boolean;
     /** The caller (retention) already holds the backup lock. */
     locked?: boolean;
+    /** Which command deletes, for the deletion marker (default "delete"). */
+    operation?: string;
+    /** Why, for the deletion marker (retention's reason). */
+    reason?: string;
   } = {},
 ): Promise<{ manifest: BackupManifest; repository: Repository }> {
   const repository = await server.repository(options.repo);
@@ -33,6 +39,7 @@ export async function deleteBackup(
       hint: 'wait for it to end, or stop that process first',
     });
   }
+  // DELETING: the decision was taken (and checked) when its deletion began; only finishing remains.
   if (!options.force && displayStatus(manifest) === 'DONE') await assertSafeToDelete(server, repository, manifest);
   const event: BackupEvent = { server: server.name, backupId: manifest.id, method: manifest.method, repository: repository.location };
   const veto = await harbor.hooks.backup.beforeDelete.promise(event);
@@ -41,7 +48,9 @@ export async function deleteBackup(
     // The backup lock keeps delete from racing a backup that reuses files.
     const lock = options.locked ? undefined : await acquireLock(repository, 'backup', 'delete');
     try {
-      await repository.deleteBackup(manifest.id);
+      await repository.deleteBackup(manifest.id, manifest.deleting ?? newDeletionMarker(options.operation ?? 'delete', options.reason));
+      // Under the same lock: deletions that an earlier command began and did not finish.
+      if (!options.locked) await finishPendingDeletions(harbor, repository);
     } finally {
       await lock?.release();
     }
@@ -52,6 +61,21 @@ export async function deleteBackup(
   }
   await harbor.hooks.backup.deleted.promise(event);
   return { manifest, repository };
+}
+
+/**
+ * Finish every deletion that began and was interrupted (a deletion marker
+ * is there). The caller holds the repository's backup lock. Returns the ids.
+ */
+export async function finishPendingDeletions(harbor: Harbor, repository: Repository): Promise<string[]> {
+  const finished: string[] = [];
+  for (const id of await repository.pendingDeletions()) {
+    const marker = (await repository.readDeletionMarker(id)) ?? newDeletionMarker('delete');
+    await repository.deleteBackup(id, marker);
+    harbor.logger.info(`finished the interrupted deletion of backup ${id} of ${repository.server} in ${repository.name} (begun ${marker.since ?? 'earlier'} by ${marker.operation ?? 'a deletion'})`);
+    finished.push(id);
+  }
+  return finished;
 }
 
 /** Refuse a delete that would leave fewer DONE backups than minimum_redundancy, or orphan a backup that reuses files of this one. */

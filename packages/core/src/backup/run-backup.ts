@@ -8,7 +8,7 @@ import { backupIdFor } from '../repository/backup-id.js';
 import { BundleWriter } from '../repository/bundle-writer.js';
 import { MANIFEST_FORMAT_VERSION, type BackupManifest, type ManifestFile } from '../repository/manifest.js';
 import { acquireLock } from '../repository/repository-lock.js';
-import { isOrphan, orphanError } from '../repository/backup-status.js';
+import { displayStatus, isOrphan, orphanError } from '../repository/backup-status.js';
 import type { Repository } from '../repository/repository.js';
 import { ingestTar } from './tar-ingest.js';
 import type { BackupSink } from './backup-method.js';
@@ -126,7 +126,7 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
       tree: () => treeOf(repository, id),
       previousTree: (backupId) => treeOf(repository, backupId),
       previousBackup: async () => {
-        const done = (await repository.listManifests()).filter((m) => m.status === 'DONE' && m.method === manifest.method && m.id !== id);
+        const done = (await repository.listManifests()).filter((m) => displayStatus(m) === 'DONE' && m.method === manifest.method && m.id !== id);
         return done.at(-1);
       },
     };
@@ -212,7 +212,7 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
 /** Backups whose writer died (kill -9, crash) are marked FAILED for good, so they never look in progress. */
 async function failOrphans(repository: Repository, harbor: Harbor): Promise<void> {
   for (const manifest of await repository.listManifests()) {
-    if (!isOrphan(manifest)) continue;
+    if (!isOrphan(manifest) || manifest.deleting) continue; // one being deleted is finished by the deletion, not rewritten
     manifest.status = 'FAILED';
     manifest.error = orphanError(manifest);
     delete manifest.process;

@@ -4,6 +4,7 @@ import type { Harbor } from '../harbor.js';
 import { errorMessage } from '../errors.js';
 import { expire } from '../retention/expire.js';
 import { runningReceiver, streamingSettings } from '../archive/receive-wal-state.js';
+import { sweepRepository } from './sweep-repository.js';
 
 export interface CronServerResult {
   server: string;
@@ -11,6 +12,8 @@ export interface CronServerResult {
   summary: string;
   receiveWal?: 'running' | 'started' | 'off';
   expired: number;
+  /** Interrupted deletions finished and FAILED backups removed. */
+  swept: number;
   errors: string[];
 }
 
@@ -19,13 +22,15 @@ export interface CronServerResult {
  * cheap when there is nothing to do, so the system cron can run it every
  * minute: it starts receive-wal where streaming_archiver is on and none runs
  * (receive-wal itself moves completed WAL into the repositories), applies
- * retention where retention_policy_mode is auto, and records the pass.
+ * retention where retention_policy_mode is auto, finishes interrupted
+ * deletions and removes FAILED backups (sweep-repository.ts), and records
+ * the pass.
  */
 export async function cronPass(harbor: Harbor, options: { startReceiver: (server: string) => void; now?: Date }): Promise<CronServerResult[]> {
   const results: CronServerResult[] = [];
   for (const name of harbor.serverNames()) {
     const server = harbor.server(name);
-    const result: CronServerResult = { server: name, summary: '', expired: 0, errors: [] };
+    const result: CronServerResult = { server: name, summary: '', expired: 0, swept: 0, errors: [] };
     try {
       const streaming = streamingSettings(harbor, server);
       if (!streaming.enabled) result.receiveWal = 'off';
@@ -44,10 +49,19 @@ export async function cronPass(harbor: Harbor, options: { startReceiver: (server
         result.errors.push(`retention: ${errorMessage(error)}`);
       }
     }
+    for (const repository of await server.repositories().catch(() => [])) {
+      try {
+        const sweep = await sweepRepository(harbor, server, repository);
+        result.swept += sweep.finished.length + sweep.failed.length;
+      } catch (error) {
+        result.errors.push(`sweep of ${repository.name}: ${errorMessage(error)}`);
+      }
+    }
     result.summary = [
       `${name}:`,
       result.receiveWal === 'off' ? 'streaming off' : `receive-wal ${result.receiveWal ?? 'unknown'}`,
       server.config.retention ? `retention ${server.config.retention_policy_mode ?? 'auto'}: ${result.expired} removed` : 'no retention policy',
+      ...(result.swept ? [`swept: ${result.swept} interrupted or failed backups removed`] : []),
       ...(result.errors.length ? [`ERRORS: ${result.errors.join('; ')}`] : []),
     ].join(' ');
     harbor.logger.info(result.summary);

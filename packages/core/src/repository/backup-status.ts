@@ -1,15 +1,17 @@
 import os from 'node:os';
 import type { BackupManifest } from './manifest.js';
-import { isAlive } from './repository-lock.js';
+import { isAlive } from '../lock/lock.js';
 
 /**
  * The status a user should see. A manifest left STARTED by a process that
  * no longer exists (killed, crashed, machine rebooted) is a failed backup,
- * whatever the file says.
+ * whatever the file says. A backup whose deletion began (its deletion
+ * marker is there) is DELETING, whatever its manifest says: never restorable.
  */
-export type DisplayStatus = 'DONE' | 'FAILED' | 'STARTED';
+export type DisplayStatus = 'DONE' | 'FAILED' | 'STARTED' | 'DELETING';
 
 export function displayStatus(manifest: BackupManifest): DisplayStatus {
+  if (manifest.deleting) return 'DELETING';
   if (manifest.status !== 'STARTED') return manifest.status;
   return isOrphan(manifest) ? 'FAILED' : 'STARTED';
 }

@@ -3,6 +3,8 @@
  * whether it can be trusted. It is the last object written for a backup;
  * only a manifest whose status is DONE describes a restorable backup.
  */
+import type { DeletionMarker } from './deletion-marker.js';
+
 export const MANIFEST_FORMAT_VERSION = 1;
 
 export type BackupStatus = 'STARTED' | 'DONE' | 'FAILED';
@@ -105,6 +107,11 @@ export interface BackupManifest {
   reusedSize?: number;
   /** How the method reused an earlier backup: link (hard links), copy, reference (bundles of an earlier backup), off. */
   reuse?: string;
+  /**
+   * Not stored in the manifest: set by Repository when the backup's
+   * deletion marker is there (its deletion began and has not finished).
+   */
+  deleting?: DeletionMarker;
 }
 
 /** A manifest as shown by list-backups: no file list. */

@@ -5,6 +5,9 @@ import { getJson, putJson } from '../storage/storage-io.js';
 import { pgMajor, type ServerIdentity } from './server-identity.js';
 import { compareBackupIds, type BackupManifest } from './manifest.js';
 import { RepositoryCodec } from '../codec/repository-codec.js';
+import { pauseForTest } from '../testing-pause.js';
+import type { DeletionMarker } from './deletion-marker.js';
+import { isBackupId } from './backup-id.js';
 
 /**
  * One server's part of one repository. The layout (relative to the
@@ -15,6 +18,7 @@ import { RepositoryCodec } from '../codec/repository-codec.js';
  *   <server>/backups/<id>/bundle-000001.dat     file contents, concatenated; offsets in the manifest
  *   <server>/backups/<id>/backup_manifest       PostgreSQL's own manifest, when the method gives one
  *   <server>/trees/<id>/…                       plain files of methods that write a file tree (rsync)
+ *   <server>/deleting/<id>                      present while backup <id> is being deleted (DeletionMarker)
  *   <server>/wal/<timeline+log>/<segment>       archived WAL (see the archive commands)
  */
 export class Repository {
@@ -60,6 +64,15 @@ export class Repository {
   /** Key of a file stored alone (ManifestFile.object) in backup `id`'s tree. */
   objectKey(id: string, object: string): string {
     return `${this.treePrefix(id)}${object}`;
+  }
+
+  /**
+   * Present while backup `id` is being deleted: written first, removed last
+   * (docs/repository-format.md). Outside the backup's own prefix, so that
+   * removing that prefix whole (deletePrefix) never removes it early.
+   */
+  deletionMarkerKey(id: string): string {
+    return `${this.server}/deleting/${id}`;
   }
 
   pgBackupManifestKey(id: string): string {
@@ -119,44 +132,110 @@ export class Repository {
   }
 
   async writeManifest(manifest: BackupManifest): Promise<void> {
-    await putJson(this.storage, this.manifestKey(manifest.id), manifest);
+    const { deleting: _transient, ...stored } = manifest; // read from the marker, never stored
+    await putJson(this.storage, this.manifestKey(manifest.id), stored);
   }
 
   async readManifest(id: string): Promise<BackupManifest | undefined> {
+    const manifest = await this.readStoredManifest(id);
+    if (manifest) manifest.deleting = await this.readDeletionMarker(id);
+    return manifest;
+  }
+
+  private async readStoredManifest(id: string): Promise<BackupManifest | undefined> {
     if (!(await this.storage.stat(this.manifestKey(id)))) return undefined;
     return getJson<BackupManifest>(this.storage, this.manifestKey(id));
   }
 
-  /** Every backup id with a manifest, oldest first. */
-  async listBackupIds(): Promise<string[]> {
+  async readDeletionMarker(id: string): Promise<DeletionMarker | undefined> {
+    if (!(await this.storage.stat(this.deletionMarkerKey(id)))) return undefined;
+    // A marker that cannot be read still marks the backup as being deleted: an empty one will do.
+    return getJson<DeletionMarker>(this.storage, this.deletionMarkerKey(id)).catch(() => ({}) as DeletionMarker);
+  }
+
+  /** One listing of `<server>/backups/` (ids with a manifest) and one of `<server>/deleting/` (deletion markers). */
+  private async scanBackups(): Promise<{ withManifest: string[]; deleting: Set<string> }> {
     const prefix = `${this.server}/backups/`;
-    const ids: string[] = [];
+    const withManifest: string[] = [];
     for await (const object of this.storage.list(prefix)) {
       const rest = object.key.slice(prefix.length);
       if (rest.endsWith('/manifest.json') && rest.indexOf('/') === rest.length - '/manifest.json'.length) {
-        ids.push(rest.slice(0, -'/manifest.json'.length));
+        withManifest.push(rest.slice(0, -'/manifest.json'.length));
       }
     }
-    return ids.sort(compareBackupIds);
+    const markers = `${this.server}/deleting/`;
+    const deleting = new Set<string>();
+    for await (const object of this.storage.list(markers)) {
+      const id = object.key.slice(markers.length);
+      if (isBackupId(id)) deleting.add(id); // anything else is not a marker of ours
+    }
+    return { withManifest: withManifest.sort(compareBackupIds), deleting };
   }
 
+  /** Every backup id with a manifest or a deletion marker, oldest first. */
+  async listBackupIds(): Promise<string[]> {
+    const { withManifest, deleting } = await this.scanBackups();
+    return [...new Set([...withManifest, ...deleting])].sort(compareBackupIds);
+  }
+
+  /** Every backup's manifest, oldest first; one being deleted carries `deleting` (displayStatus DELETING). */
   async listManifests(): Promise<BackupManifest[]> {
-    const ids = await this.listBackupIds();
-    const manifests = await Promise.all(ids.map((id) => this.readManifest(id)));
+    const { withManifest, deleting } = await this.scanBackups();
+    const manifests = await Promise.all(
+      withManifest.map(async (id) => {
+        const manifest = await this.readStoredManifest(id);
+        if (manifest && deleting.has(id)) manifest.deleting = (await this.readDeletionMarker(id)) ?? ({} as DeletionMarker);
+        return manifest;
+      }),
+    );
     return manifests.filter((m): m is BackupManifest => m !== undefined);
   }
 
-  /** Remove every object of a backup, manifest first so that it stops being listed as restorable at once. */
-  async deleteBackup(id: string): Promise<void> {
-    await this.storage.delete(this.manifestKey(id));
-    for (const prefix of [this.backupPrefix(id), this.treePrefix(id)]) {
-      if (this.storage.deletePrefix) {
-        await this.storage.deletePrefix(prefix);
-        continue;
-      }
-      const keys: string[] = [];
-      for await (const object of this.storage.list(prefix)) keys.push(object.key);
-      for (const key of keys) await this.storage.delete(key);
+  /** Ids of backups whose deletion began and did not finish (a deletion marker is there). */
+  async pendingDeletions(): Promise<string[]> {
+    return [...(await this.scanBackups()).deleting].sort(compareBackupIds);
+  }
+
+  /**
+   * Remove every object of a backup so that a deletion killed at any point
+   * is finished by the next one: the deletion marker first (from then on the
+   * backup is DELETING, never restorable), then the data, then the manifest,
+   * the marker last. Safe to call again on a backup whose deletion was
+   * interrupted, or that is already gone.
+   */
+  async deleteBackup(id: string, marker: DeletionMarker): Promise<void> {
+    try {
+      await putJson(this.storage, this.deletionMarkerKey(id), marker, true);
+    } catch (error) {
+      if ((error as Error).name !== 'StorageConflictError') throw error; // marked by an earlier, interrupted deletion
     }
+    await pauseForTest('delete:marked');
+    await this.removePrefix(this.treePrefix(id));
+    let removed = 0;
+    for (const key of await this.keysUnder(this.backupPrefix(id))) {
+      if (key === this.manifestKey(id)) continue;
+      await this.storage.delete(key);
+      if (++removed === 1) await pauseForTest('delete:some-data');
+    }
+    await this.storage.delete(this.manifestKey(id));
+    await pauseForTest('delete:manifest-removed');
+    // What list does not show: temp files of a killed writer, unfinished multipart uploads.
+    await this.removePrefix(this.backupPrefix(id));
+    await this.storage.delete(this.deletionMarkerKey(id));
+  }
+
+  /** Remove everything under a "directory" prefix: deletePrefix when the driver has it (it also removes hidden leftovers). */
+  async removePrefix(prefix: string): Promise<void> {
+    if (this.storage.deletePrefix) {
+      await this.storage.deletePrefix(prefix);
+      return;
+    }
+    for (const key of await this.keysUnder(prefix)) await this.storage.delete(key);
+  }
+
+  private async keysUnder(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const object of this.storage.list(prefix)) keys.push(object.key);
+    return keys;
   }
 }

@@ -1,4 +1,5 @@
 import { ConfigError, HarborError } from '../errors.js';
+import { displayStatus } from '../repository/backup-status.js';
 import { parseLsn } from '../postgres/wal.js';
 import type { BackupManifest } from '../repository/manifest.js';
 
@@ -53,7 +54,7 @@ export function hasTarget(target: RecoveryTarget): boolean {
  * consistent (ended) before the target time or LSN.
  */
 export function pickBackupForTarget(backups: BackupManifest[], target: RecoveryTarget): BackupManifest | undefined {
-  const done = backups.filter((b) => b.status === 'DONE');
+  const done = backups.filter((b) => displayStatus(b) === 'DONE');
   const usable = done.filter((b) => reachable(b, target));
   return usable.at(-1);
 }

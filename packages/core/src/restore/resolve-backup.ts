@@ -26,7 +26,7 @@ export function assertBackupIdArgument(idOrAlias: string): void {
 export async function resolveBackup(repository: Repository, idOrAlias: string): Promise<BackupManifest> {
   assertBackupIdArgument(idOrAlias);
   if (ALIASES.includes(idOrAlias)) {
-    const done = (await repository.listManifests()).filter((m) => m.status === 'DONE');
+    const done = (await repository.listManifests()).filter((m) => displayStatus(m) === 'DONE');
     const chosen = idOrAlias === 'latest' || idOrAlias === 'last' ? done.at(-1) : done[0];
     if (!chosen) {
       throw new HarborError(`server ${repository.server} has no completed backup in ${repository.name} (${repository.location})`, {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { displayStatus } from '../repository/backup-status.js';
 import { closeSync, constants as fsConstants, futimesSync, openSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -189,7 +190,7 @@ export async function chooseBackup(repository: Repository, backupId: string, tar
   if ((backupId === 'latest' || backupId === 'last') && (target.time !== undefined || target.lsn !== undefined)) {
     const picked = pickBackupForTarget(await repository.listManifests(), target);
     if (!picked) {
-      const oldest = (await repository.listManifests()).find((m) => m.status === 'DONE');
+      const oldest = (await repository.listManifests()).find((m) => displayStatus(m) === 'DONE');
       throw new HarborError(`no backup of ${repository.server} in ${repository.name} reaches the target ${target.time ?? target.lsn}`, {
         hint: oldest ? `the earliest reachable target is the end of backup ${oldest.id}: ${oldest.stopTime} (LSN ${oldest.stopLsn})` : `take a backup first: pgharbor backup ${repository.server}`,
         exitCode: oldest ? 2 : 1,

@@ -4,7 +4,7 @@ import type { Repository } from '../repository/repository.js';
 import type { BackupManifest } from '../repository/manifest.js';
 import type { RetentionEvent } from '../hooks.js';
 import { acquireLock } from '../repository/repository-lock.js';
-import { deleteBackup } from '../backup/delete-backup.js';
+import { deleteBackup, finishPendingDeletions } from '../backup/delete-backup.js';
 import { listArchivedWal } from '../archive/wal-archive.js';
 import { decideRetention, walExpires, type RetentionDecision } from './retention-decision.js';
 import { parseRetentionPolicy, type RetentionPolicy } from './retention-policy.js';
@@ -36,17 +36,26 @@ export async function retentionDecision(server: ServerHandle, repository: Reposi
 
 /**
  * `pgharbor expire`: apply the policy to every repository of the server
- * (under the backup lock, so it never races a backup), removing obsolete
- * backups, then the WAL no retained backup needs. With `dryRun`, only says
+ * (under the backup lock, so it never races a backup): finishing deletions
+ * that were interrupted, removing obsolete backups, then the WAL no retained
+ * backup needs. With `dryRun`, only says
  * what it would remove.
  */
 export async function expire(harbor: Harbor, server: ServerHandle, options: { dryRun?: boolean; now?: Date } = {}): Promise<ExpiredItem[]> {
   const done: ExpiredItem[] = [];
   for (const repository of await server.repositories()) {
     const policy = policyFor(server, repository);
-    if (!policy) continue; // no policy: keep everything
+    // No policy: keep everything, but still finish an interrupted deletion.
+    if (!policy && (options.dryRun || (await repository.pendingDeletions()).length === 0)) continue;
     const lock = options.dryRun ? undefined : await acquireLock(repository, 'backup', 'expire');
     try {
+      // First what an interrupted delete or expire left: it was decided then, and it is not counted now.
+      if (!options.dryRun) {
+        for (const id of await finishPendingDeletions(harbor, repository)) {
+          done.push({ repository: repository.name, kind: 'backup', subject: id, reason: 'its interrupted deletion was finished' });
+        }
+      }
+      if (!policy) continue;
       const decision = await retentionDecision(server, repository, options.now);
       for (const id of decision.expire) {
         const item: ExpiredItem = { repository: repository.name, kind: 'backup', subject: id, reason: decision.reasons.get(id) ?? 'obsolete' };
@@ -55,7 +64,7 @@ export async function expire(harbor: Harbor, server: ServerHandle, options: { dr
         if (typeof veto === 'string') item.keptBecause = veto;
         else if (!options.dryRun) {
           // Through the delete path, so that pre/post delete scripts run for retention too.
-          await deleteBackup(harbor, server, id, { repo: repository.index, force: true, locked: true });
+          await deleteBackup(harbor, server, id, { repo: repository.index, force: true, locked: true, operation: 'expire', reason: item.reason });
           await harbor.hooks.retention.expired.promise(event);
         }
         done.push(item);

@@ -96,7 +96,7 @@ export function decideRetention(
   const oldestRetained = done.find((b) => retained.has(b.id) && b.keep !== 'standalone');
   for (const b of sorted) {
     const shown = displayStatus(b);
-    if (status.has(b.id)) continue;
+    if (status.has(b.id) || shown === 'DELETING') continue; // not counted, not retained: its deletion only needs finishing
     if (shown === 'STARTED') status.set(b.id, 'RUNNING');
     else if (shown === 'FAILED') status.set(b.id, 'FAILED');
     else status.set(b.id, retained.has(b.id) ? 'VALID' : 'OBSOLETE');

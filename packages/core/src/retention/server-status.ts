@@ -22,6 +22,8 @@ export interface ServerStatus {
     retention: string;
     backups: number;
     failedBackups: number;
+    /** Backups whose deletion was interrupted (finished by the next delete, expire or cron). */
+    deletingBackups: number;
     firstBackup?: string;
     lastBackup?: string;
     minimumRedundancySatisfied: boolean;
@@ -68,6 +70,7 @@ export async function serverStatus(server: ServerHandle): Promise<ServerStatus> 
       retention: describePolicy(policyFor(server, repository)),
       backups: done.length,
       failedBackups: manifests.filter((m) => displayStatus(m) === 'FAILED').length,
+      deletingBackups: manifests.filter((m) => displayStatus(m) === 'DELETING').length,
       firstBackup: done[0]?.id,
       lastBackup: done.at(-1)?.id,
       minimumRedundancySatisfied: done.length >= minimum,

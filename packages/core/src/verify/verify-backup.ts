@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { displayStatus } from '../repository/backup-status.js';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,7 +74,7 @@ export async function runVerify(harbor: Harbor, server: ServerHandle, options: V
   const repository = await server.repository(options.repo);
   let manifests: BackupManifest[];
   if (options.backupId) manifests = [await resolveBackup(repository, options.backupId)];
-  else manifests = (await repository.listManifests()).filter((m) => m.status === 'DONE');
+  else manifests = (await repository.listManifests()).filter((m) => displayStatus(m) === 'DONE');
   if (manifests.length === 0) {
     throw new HarborError(`server ${server.name} has no completed backup in ${repository.name} (${repository.location}) to verify`, { hint: `take one with: pgharbor backup ${server.name}` });
   }
@@ -103,8 +104,8 @@ async function verifyBackup(
   const started = Date.now();
   const problems: VerifyProblem[] = [];
   const result: BackupVerification = { backupId: backup.id, status: backup.status, files: 0, bytes: 0, storedBytes: 0, problems, seconds: 0 };
-  if (backup.status !== 'DONE') {
-    problems.push({ kind: 'manifest', message: `backup ${backup.id} is ${backup.status}, not restorable${backup.error ? `: ${backup.error.message}` : ''}` });
+  if (displayStatus(backup) !== 'DONE') {
+    problems.push({ kind: 'manifest', message: `backup ${backup.id} is ${displayStatus(backup)}, not restorable${backup.error ? `: ${backup.error.message}` : ''}` });
     return result;
   }
   const files = backup.files.filter((f) => f.type === 'file');
