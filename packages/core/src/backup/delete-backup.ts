@@ -8,6 +8,7 @@ import { acquireLock } from '../repository/repository-lock.js';
 import { displayStatus } from '../repository/backup-status.js';
 import { resolveBackup } from '../restore/resolve-backup.js';
 import { newDeletionMarker } from '../repository/deletion-marker.js';
+import { isBackupId } from '../repository/backup-id.js';
 
 /**
  * Delete one backup (DONE, FAILED, or DELETING: an interrupted deletion is
@@ -31,8 +32,18 @@ export async function deleteBackup(
     /** Why, for the deletion marker (retention's reason). */
     reason?: string;
   } = {},
-): Promise<{ manifest: BackupManifest; repository: Repository }> {
+): Promise<{ id: string; manifest?: BackupManifest; repository: Repository }> {
   const repository = await server.repository(options.repo);
+  if (isBackupId(backupId) && !(await repository.readManifest(backupId)) && (await repository.readDeletionMarker(backupId))) {
+    // Killed after its manifest went: only the marker (and what no listing shows) is left to remove.
+    const lock = options.locked ? undefined : await acquireLock(repository, 'backup', 'delete');
+    try {
+      await finishPendingDeletions(harbor, repository);
+    } finally {
+      await lock?.release();
+    }
+    return { id: backupId, repository };
+  }
   const manifest = await resolveBackup(repository, backupId);
   if (displayStatus(manifest) === 'STARTED') {
     throw new HarborError(`backup ${manifest.id} of ${server.name} is still running (pid ${manifest.process?.pid} on ${manifest.process?.hostname})`, {
@@ -60,7 +71,7 @@ export async function deleteBackup(
     throw failure;
   }
   await harbor.hooks.backup.deleted.promise(event);
-  return { manifest, repository };
+  return { id: manifest.id, manifest, repository };
 }
 
 /**
