@@ -241,24 +241,29 @@ export class SftpStorage implements StorageDriver {
    * several racing writers wins.
    */
   private async link(sftp: SFTPWrapper, key: string, temp: string, file: string): Promise<void> {
-    try {
-      await ops.hardlink(sftp, temp, file);
-      await ops.unlink(sftp, temp);
-    } catch (error) {
-      if (ops.isUnsupportedExtension(error)) {
-        try {
-          await ops.rename(sftp, temp, file);
-          return;
-        } catch (renameError) {
-          error = renameError;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await ops.hardlink(sftp, temp, file);
+        await ops.unlink(sftp, temp);
+        return;
+      } catch (error) {
+        if (ops.isUnsupportedExtension(error)) {
+          try {
+            await ops.rename(sftp, temp, file);
+            return;
+          } catch (renameError) {
+            error = renameError;
+          }
         }
+        if (isConnectionLost(error)) throw error;
+        // Servers answer a generic "Failure" when the target exists: look.
+        if (await ops.stat(sftp, file).then(ops.isFile, () => false)) {
+          await ops.unlink(sftp, temp).catch(() => undefined);
+          throw new StorageConflictError(key, this.location);
+        }
+        // Gone by the time we looked (its owner removed it, e.g. a released lock): the name is free, try again.
+        if (attempt >= LINK_ATTEMPTS) throw error;
       }
-      // Servers answer a generic "Failure" when the target exists: look.
-      if (!isConnectionLost(error) && (await ops.stat(sftp, file).then(ops.isFile, () => false))) {
-        await ops.unlink(sftp, temp).catch(() => undefined);
-        throw new StorageConflictError(key, this.location);
-      }
-      throw error;
     }
   }
 
@@ -356,6 +361,9 @@ async function removeTree(sftp: SFTPWrapper, dir: string): Promise<void> {
     if (!isNoSuchFile(error)) throw error;
   });
 }
+
+/** A create-only link that failed while its target came and went is tried again this often. */
+const LINK_ATTEMPTS = 5;
 
 /** Temp files are `.<name>.tmp-<random>`, next to their final name. */
 function isTempName(name: string): boolean {
