@@ -6,7 +6,7 @@ import type { ServerHandle } from '../server-handle.js';
 import type { ReceiverState } from '../hooks.js';
 import type { StreamingServerOptions } from '../config/streaming-schema.js';
 import { HarborError } from '../errors.js';
-import { isAlive } from '../lock/lock.js';
+import { BusyLockError, isAlive } from '../lock/lock.js';
 import { acquireLocalLock, localLockHolder } from '../lock/local-lock-store.js';
 
 /** What receive-wal needs from the config, with defaults applied. */
@@ -105,12 +105,18 @@ export function runningReceiver(stateDir: string): number | undefined {
 
 /** Take the server's receive-wal lock: one receive-wal per server. Returns the release function. */
 export async function claimReceiver(stateDir: string, server: string): Promise<() => Promise<void>> {
-  const lock = await acquireLocalLock(stateDir, 'receive-wal', 'receive-wal', {
-    subject: `server ${server}`,
-    hint: () => `stop it first with: pgharbor receive-wal --stop ${server}`,
-    // A pid recycled by an unrelated process is no receive-wal (the check the pid file had).
-    ownerGone: (owner) => !processRunning(owner.pid, 'receive-wal'),
-  });
+  let lock;
+  try {
+    lock = await acquireLocalLock(stateDir, 'receive-wal', 'receive-wal', {
+      // A pid recycled by an unrelated process is no receive-wal (the check the pid file had).
+      ownerGone: (owner) => !processRunning(owner.pid, 'receive-wal'),
+    });
+  } catch (error) {
+    if (!(error instanceof BusyLockError)) throw error;
+    throw new HarborError(`receive-wal for server ${server} is already running (pid ${error.holder.pid})`, {
+      hint: `stop it first with: pgharbor receive-wal --stop ${server}`,
+    });
+  }
   return async () => {
     await lock.release();
   };
