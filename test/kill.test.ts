@@ -246,6 +246,9 @@ describe('a backup killed half-way', () => {
     expect(latest.exitCode, describeResult(latest)).toBe(1);
     expect(expectOneLineError(latest)).toMatch(/no completed backup/);
     expect(await readdir(target)).toEqual([]);
+    // cron keeps the newest backup's failure listed, with what the killed writer left.
+    expect((await runFast(['cron'])).exitCode).toBe(0);
+    expect(existsSync(path.join(backupsDir(), id, 'manifest.json'))).toBe(true);
 
     const delivered = await expectNextBackupWorks({ restore: true });
     expect(delivered).not.toBe(id);
@@ -254,6 +257,10 @@ describe('a backup killed half-way', () => {
     expect(old.error?.message).toMatch(/interrupted/);
     expect(old.process).toBeUndefined();
     await expectNotRestorable(id);
+    // Once a later backup succeeded, cron removes the failed one whole: its bundles and the temp files of its killed writer.
+    const cron = await runFast(['cron']);
+    expect(cron.exitCode, describeResult(cron)).toBe(0);
+    expect(existsSync(path.join(backupsDir(), id))).toBe(false);
   }, 300_000);
 
   it('(b) SIGKILL of pg_basebackup: the CLI fails naming pg_basebackup, the manifest says FAILED, the next backup succeeds', async () => {

@@ -18,8 +18,8 @@ export interface SweepResult {
 /**
  * cron's sweep of one repository, under the server's backup lock (so that
  * no backup is being written): finish deletions that were interrupted, and
- * remove FAILED backups, including those left STARTED by a writer that is
- * gone. Removing a backup's prefix whole (deletePrefix) also removes what a
+ * remove FAILED backups older than the newest DONE one, including those
+ * left STARTED by a writer that is gone. Removing a backup's prefix whole (deletePrefix) also removes what a
  * killed writer left that no listing shows: posix temp files, unfinished
  * S3 multipart uploads. A busy lock is no error: the next pass sweeps.
  */
@@ -34,8 +34,12 @@ export async function sweepRepository(harbor: Harbor, server: ServerHandle, repo
   try {
     const finished = await finishPendingDeletions(harbor, repository);
     const failed: string[] = [];
-    for (const manifest of await repository.listManifests()) {
-      if (displayStatus(manifest) !== 'FAILED') continue;
+    const manifests = await repository.listManifests();
+    // A failure stays listed (with its error) until a later backup succeeds: "the last backup
+    // failed" is what an operator must see, as Barman keeps showing it. Its files go then.
+    const newestDone = manifests.filter((m) => displayStatus(m) === 'DONE').at(-1)?.id;
+    for (const manifest of manifests) {
+      if (displayStatus(manifest) !== 'FAILED' || newestDone === undefined || manifest.id > newestDone) continue;
       const reason = `FAILED${manifest.error ? ` (${manifest.error.message})` : ''}`;
       await deleteBackup(harbor, server, manifest.id, { repo: repository.index, force: true, locked: true, operation: 'cron', reason });
       harbor.logger.info(`removed backup ${manifest.id} of ${server.name} from ${repository.name}: ${reason}`);
