@@ -22,6 +22,8 @@ export * from './repository/backup-id.js';
 export * from './repository/backup-status.js';
 export * from './repository/bundle-writer.js';
 export * from './repository/repository-lock.js';
+export * from './repository/manifest-validate.js';
+export * from './repository/stored-path.js';
 export * from './postgres/wal.js';
 export * from './postgres/backup-label.js';
 export * from './postgres/conninfo.js';

@@ -92,7 +92,13 @@ export class ServerHandle {
         const where = `servers.${this.name}.repositories[${index}]`;
         const settings = resolveCodecSettings(this.config, repo, where);
         const storage = await this.harbor.storage.get(type).create(options, { logger: this.harbor.logger, configDir: this.configDir });
-        return new Repository(storage, this.name, index + 1, name ?? `repo${index + 1}`, new RepositoryCodec(settings, storage, this.name, this.configDir, where));
+        const repository = new Repository(storage, this.name, index + 1, name ?? `repo${index + 1}`, new RepositoryCodec(settings, storage, this.name, this.configDir, where));
+        const warned = new Set<string>();
+        repository.onInvalidManifest = (error) => {
+          if (!warned.has(error.backupId)) this.harbor.logger.warn(`${error.message}; skipped`);
+          warned.add(error.backupId);
+        };
+        return repository;
       }),
     );
     return this.openRepositories;

@@ -16,19 +16,23 @@ export function registerListBackups(program: Command): void {
       await withHarbor(options, async (harbor) => {
         const server = harbor.server(serverName);
         const repos: Repository[] = cmd.repo ? [await server.repository(cmd.repo)] : await server.repositories();
-        const rows: (Omit<BackupSummary, 'status'> & { status: DisplayStatus; retention: RetentionStatus | undefined; repository: string })[] = [];
+        type Row = Omit<BackupSummary, 'status'> & { status: DisplayStatus; retention: RetentionStatus | undefined; repository: string };
+        // A manifest that failed validation is listed (so that the operator sees it) but never used: no size, no retention.
+        type InvalidRow = { id: string; status: 'INVALID'; repository: string; error: { message: string } };
+        const rows: (Row | InvalidRow)[] = [];
         for (const repo of repos) {
           const manifests = await repo.listManifests();
           const decision = await retentionDecision(server, repo, undefined, manifests);
-          for (const manifest of manifests.reverse()) {
-            rows.push({ ...summarize(manifest), status: displayStatus(manifest), retention: decision.status.get(manifest.id), repository: repo.name });
-          }
+          const repoRows: (Row | InvalidRow)[] = manifests.map((manifest) => ({ ...summarize(manifest), status: displayStatus(manifest), retention: decision.status.get(manifest.id), repository: repo.name }));
+          for (const [id, error] of repo.invalidManifests) repoRows.push({ id, status: 'INVALID', repository: repo.name, error: { message: error.message } });
+          rows.push(...repoRows.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)));
         }
         output(options, rows, () =>
           rows.length === 0
             ? `No backups of ${serverName}.`
             : rows
                 .map((b) => {
+                  if (b.status === 'INVALID') return `${serverName} ${b.id}${repos.length > 1 ? ` [${b.repository}]` : ''} - INVALID (${b.error.message})`;
                   const where = repos.length > 1 ? ` [${b.repository}]` : '';
                   const size =
                     b.status === 'DONE'

@@ -11,6 +11,7 @@ import { acquireLock } from '../repository/repository-lock.js';
 import { displayStatus, isOrphan, orphanError } from '../repository/backup-status.js';
 import type { Repository } from '../repository/repository.js';
 import { ingestTar } from './tar-ingest.js';
+import { InvalidManifestError, validateManifest, type ManifestPlace } from '../repository/manifest-validate.js';
 import type { BackupSink } from './backup-method.js';
 import { PGHARBOR_VERSION } from '../version.js';
 
@@ -173,6 +174,8 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
       } satisfies Partial<BackupManifest>);
       if (result.startTime) manifest.startTime = result.startTime.toISOString();
       delete manifest.process;
+      // Whatever the method (a plugin's too) recorded passes the rules every reader applies, or the backup fails naming the entry.
+      checkRecorded(manifest, placeOf(repository, manifest));
       // The DONE manifest is the last write: only now does the backup count as restorable.
       await repository.writeManifest(manifest);
       harbor.logger.info(`backup ${id} of ${server.name} DONE: ${files.filter((f) => f.type === 'file').length} files, ${manifest.size} bytes`);
@@ -195,6 +198,8 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
       manifest.error = { message: failure.message, hint: failure.hint };
       manifest.files = files;
       delete manifest.process;
+      // A FAILED manifest must stay readable (list-backups, delete): without the entries that made it fail.
+      if (!isValidManifest(manifest, placeOf(repository, manifest))) manifest.files = [];
       await repository.writeManifest(manifest).catch((writeError) => {
         harbor.logger.warn(`could not mark backup ${id} FAILED in ${repository.location}: ${errorMessage(writeError)}`);
       });
@@ -206,6 +211,31 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
     }
   } finally {
     await lock.release().catch(() => {});
+  }
+}
+
+function placeOf(repository: Repository, manifest: BackupManifest): ManifestPlace {
+  return { id: manifest.id, server: repository.server, where: `${repository.name} (${repository.location})`, systemIdentifier: manifest.systemIdentifier };
+}
+
+function checkRecorded(manifest: BackupManifest, place: ManifestPlace): void {
+  try {
+    validateManifest(manifest, place);
+  } catch (error) {
+    if (!(error instanceof InvalidManifestError)) throw error;
+    throw new HarborError(`backup ${manifest.id} of ${manifest.server} recorded ${error.entry !== undefined ? `an entry ${JSON.stringify(error.entry)} that pgharbor will not store` : 'a manifest pgharbor will not store'}: ${error.reason}`, {
+      hint: 'restore makes links only for tablespaces, and takes only paths a data directory can hold: replace such a link by what it points to; the backup is marked FAILED',
+      cause: error,
+    });
+  }
+}
+
+function isValidManifest(manifest: BackupManifest, place: ManifestPlace): boolean {
+  try {
+    validateManifest(manifest, place);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -3,6 +3,8 @@ import type { BundleWriter } from '../repository/bundle-writer.js';
 import type { ManifestFile } from '../repository/manifest.js';
 import type { IngestOptions } from './backup-method.js';
 import { readTar } from './tar-reader.js';
+import { HarborError } from '../errors.js';
+import { storedEntryProblem } from '../repository/stored-path.js';
 
 /**
  * Turn a tar stream (what PostgreSQL's BASE_BACKUP sends) into stored
@@ -27,6 +29,7 @@ export async function ingestTar(
   for await (const { header, body } of readTar(tar.iterator({ destroyOnReturn: false }))) {
     const name = normalizeTarPath(header.name);
     const path = options.pathPrefix ? (name ? `${options.pathPrefix}/${name}` : options.pathPrefix) : name;
+    if (header.type !== 'other' && path !== '') checkStreamEntry(path, header.type, header.name);
     const base = {
       path,
       size: 0,
@@ -54,6 +57,24 @@ export async function ingestTar(
     // PostgreSQL sends only files, directories and symlinks: anything else is ignored.
   }
   return captured;
+}
+
+/**
+ * The server's stream is another party's output (DESIGN.md, "Trust
+ * boundaries"): a name that no data directory can hold fails the backup
+ * here, before its bytes are stored, with the rule every manifest reader
+ * applies (stored-path.ts), so that a backup taken is a backup restore takes.
+ * Tablespace oids are checked against the backup's list once it is complete.
+ */
+function checkStreamEntry(path: string, type: 'file' | 'directory' | 'symlink', rawName: string): void {
+  const problem = storedEntryProblem(path, type, 'any');
+  if (!problem) return;
+  throw new HarborError(`the server's backup stream has an entry ${JSON.stringify(rawName)} that pgharbor will not store: ${problem}`, {
+    hint:
+      type === 'symlink'
+        ? 'PostgreSQL sends links in the data directory as they are, and restore makes links only for tablespaces: replace the link by the file or directory it points to, then back up again'
+        : 'a PostgreSQL server sends only relative, normalised paths: check what answers on the streaming connection; the backup is marked FAILED',
+  });
 }
 
 function normalizeTarPath(name: string): string {

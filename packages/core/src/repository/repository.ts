@@ -8,6 +8,7 @@ import { RepositoryCodec } from '../codec/repository-codec.js';
 import { pauseForTest } from '../testing-pause.js';
 import type { DeletionMarker } from './deletion-marker.js';
 import { isBackupId } from './backup-id.js';
+import { InvalidManifestError, validateManifest } from './manifest-validate.js';
 
 /**
  * One server's part of one repository. The layout (relative to the
@@ -144,7 +145,7 @@ export class Repository {
 
   private async readStoredManifest(id: string): Promise<BackupManifest | undefined> {
     if (!(await this.storage.stat(this.manifestKey(id)))) return undefined;
-    return getJson<BackupManifest>(this.storage, this.manifestKey(id));
+    return validateManifest(await getJson<unknown>(this.storage, this.manifestKey(id)), await this.manifestPlace(id));
   }
 
   async readDeletionMarker(id: string): Promise<DeletionMarker | undefined> {
@@ -152,6 +153,23 @@ export class Repository {
     // A marker that cannot be read still marks the backup as being deleted: an empty one will do.
     return getJson<DeletionMarker>(this.storage, this.deletionMarkerKey(id)).catch(() => ({}) as DeletionMarker);
   }
+
+
+  /** What a manifest found under `id` must say about itself (manifest-validate.ts). */
+  private async manifestPlace(id: string) {
+    this.identity ??= this.readIdentity().catch(() => undefined); // written once, never changed: read once
+    return { id, server: this.server, where: `${this.name} (${this.location})`, systemIdentifier: (await this.identity)?.systemIdentifier };
+  }
+
+  private identity?: Promise<ServerIdentity | undefined>;
+
+  /**
+   * Manifests that failed validation in the last listManifests(), by id:
+   * skipped there (never "latest", never expired), shown as INVALID by list-backups.
+   */
+  readonly invalidManifests = new Map<string, InvalidManifestError>();
+  /** Where listManifests() says it skipped an invalid manifest (the server handle points it at the log). */
+  onInvalidManifest: (error: InvalidManifestError) => void = () => {};
 
   /** One listing of `<server>/backups/` (ids with a manifest) and one of `<server>/deleting/` (deletion markers). */
   private async scanBackups(): Promise<{ withManifest: string[]; deleting: Set<string> }> {
@@ -181,9 +199,15 @@ export class Repository {
   /** Every backup's manifest, oldest first; one being deleted carries `deleting` (displayStatus DELETING). */
   async listManifests(): Promise<BackupManifest[]> {
     const { withManifest, deleting } = await this.scanBackups();
+    this.invalidManifests.clear();
     const manifests = await Promise.all(
       withManifest.map(async (id) => {
-        const manifest = await this.readStoredManifest(id);
+        const manifest = await this.readStoredManifest(id).catch((error: unknown) => {
+          if (!(error instanceof InvalidManifestError)) throw error;
+          this.invalidManifests.set(id, error);
+          this.onInvalidManifest(error);
+          return undefined;
+        });
         if (manifest && deleting.has(id)) manifest.deleting = (await this.readDeletionMarker(id)) ?? ({} as DeletionMarker);
         return manifest;
       }),

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { HarborError, errorMessage } from '../errors.js';
 import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
 import { sha256OfFile } from './file-sha256.js';
+import { ContainedTree } from './contained-tree.js';
 
 /**
  * `restore --delta`: bring an existing data directory of the same cluster
@@ -118,11 +119,8 @@ export async function planDelta(destination: string, backup: BackupManifest, tab
   }
 
   /** Where a manifest path lives on disk: tablespace contents in their (mapped) directories. */
-  const realPath = (p: string): string => {
-    const match = /^pg_tblspc\/(\d+)\/(.+)$/.exec(p);
-    const dir = match ? tablespaceDirs.get(Number(match[1])) : undefined;
-    return match && dir ? path.join(dir, match[2]) : path.join(destination, p);
-  };
+  const tree = new ContainedTree(destination, tablespaceDirs);
+  const realPath = (p: string): string => tree.location(p);
   const files = new Map<string, ManifestFile>();
   const dirs = new Set<string>([destination]);
   for (const entry of backup.files) {
@@ -160,7 +158,9 @@ export async function planDelta(destination: string, backup: BackupManifest, tab
     const own = new Set(backup.files.map((f) => new RegExp(`^pg_tblspc/${oid}/([^/]+)`).exec(f.path)?.[1]).filter((d): d is string => Boolean(d)));
     for (const name of own) {
       const versionDir = path.join(dir, name);
-      if (await exists(versionDir)) await walk(versionDir);
+      const found = await fs.lstat(versionDir).catch(() => undefined);
+      if (found?.isDirectory()) await walk(versionDir);
+      else if (found) await remove(versionDir); // a link (or file) planted where the version directory goes: removed, never followed
     }
   }
 

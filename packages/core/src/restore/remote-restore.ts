@@ -10,6 +10,7 @@ import { stageWalForRecovery, type StagedWal } from './stage-wal.js';
 import { parseSshCommand } from '../remote/ssh-command.js';
 import { RemoteHost, type RemoteDirState } from '../remote/remote-host.js';
 import { loadExeca } from '../lazy-execa.js';
+import { checkSeparateRoots } from './contained-tree.js';
 
 /**
  * Recovery onto another host, as `barman recover --remote-ssh-command`:
@@ -73,6 +74,8 @@ export async function runRemoteRestore(harbor: Harbor, server: ServerHandle, opt
     name: backup.tablespaces.find((t) => t.oid === oid)!.name,
     location: remotePath(location, `tablespace ${oid}`),
   }));
+
+  checkSeparateRoots(destination, new Map(remoteSpaces.map((s) => [s.oid, s.location])));
 
   // Everything that can refuse does so before the (long) local restore, and before anything is written there.
   const remote = new RemoteHost(ssh, options.remoteRsyncPath);

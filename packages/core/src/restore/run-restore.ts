@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { displayStatus } from '../repository/backup-status.js';
-import { closeSync, constants as fsConstants, futimesSync, openSync, writeSync } from 'node:fs';
+import { closeSync, futimesSync, openSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Harbor } from '../harbor.js';
@@ -22,6 +22,8 @@ import { checkBackupReadable, decodeFile, isEncoded } from '../codec/backup-code
 import { givePooledBuffer } from '../codec/buffer-pool.js';
 import { storedObjectKey } from '../repository/stored-object.js';
 import { checkDeltaTarget, finishDelta, planDelta, type DeltaSummary } from './delta-restore.js';
+import { ContainedTree, FILE_CREATE_FLAGS, checkSeparateRoots } from './contained-tree.js';
+import { isTablespaceLinkPath } from '../repository/stored-path.js';
 
 export interface RestoreOptions {
   backupId: string;
@@ -101,6 +103,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
   const event: RecoveryEvent = { server: server.name, backupId: backup.id, destination: options.staged?.eventDestination ?? destination, repository: repository.location };
 
   const tablespaceDirs = mapTablespaces(backup, options.tablespaceMap ?? {});
+  checkSeparateRoots(destination, tablespaceDirs);
   await checkBackupReadable(repository, backup); // a wrong encryption key fails before anything is written
   const deltaTarget = options.delta ? await checkDeltaTarget(destination, backup) : undefined; // refusals change nothing
   const veto = await harbor.hooks.recovery.before.promise(event);
@@ -116,15 +119,18 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
       done += bytes;
       options.onProgress?.(done, total);
     };
-    const writeTarget = (file: ManifestFile) => path.join(destination, file.path);
-
-    // Tablespace links, then directories (through the links), so that files land in place.
-    await fs.mkdir(path.join(destination, 'pg_tblspc'), { recursive: true, mode: 0o700 });
-    for (const [oid, dir] of tablespaceDirs) await fs.symlink(dir, path.join(destination, 'pg_tblspc', String(oid)));
+    // Directories first, then files, each straight into its root (tablespace contents into their
+    // directories, not through a link); the only links, those of the tablespaces, restore makes last.
+    // pg_wal is a plain directory even when it was a link on the source (pgBackRest's default):
+    // a restored copy never writes into the source's WAL directory. A manifest link's target is never used.
+    const tree = new ContainedTree(destination, tablespaceDirs);
+    await tree.makeDirectory('pg_tblspc');
     for (const entry of backup.files) {
-      if (entry.type === 'directory') await fs.mkdir(writeTarget(entry), { recursive: true, mode: entry.mode & 0o777 || 0o700 });
-      else if (entry.type === 'symlink' && !isTablespaceLink(entry.path)) await fs.symlink(entry.linkTarget!, writeTarget(entry));
+      if (isTablespaceLinkPath(entry.path)) continue;
+      if (entry.type === 'file') await tree.makeParentOf(entry.path);
+      else await tree.makeDirectory(entry.path, entry.mode & 0o777 || 0o700);
     }
+    const writeTarget = (file: ManifestFile) => tree.location(file.path);
 
     const files = backup.files.filter((f) => f.type === 'file');
     const controlFile = files.find((f) => f.path === CONTROL_FILE);
@@ -141,6 +147,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
       }
     });
     await Promise.all(workers);
+    for (const [oid, dir] of tablespaceDirs) await makeTablespaceLink(destination, oid, dir);
     // Files are not fsynced one by one (a journal commit each): one syncfs
     // per filesystem makes them all durable before pg_control, which comes last.
     await syncFilesystems(destination, [...tablespaceDirs.values()]);
@@ -229,8 +236,12 @@ export async function rewriteTablespaceMap(destination: string, tablespaceDirs: 
   await fs.rename(temporary, file);
 }
 
-function isTablespaceLink(p: string): boolean {
-  return /^pg_tblspc\/\d+$/.test(p);
+/** pg_tblspc/<oid> → the tablespace's directory; a delta restore replaces the link it finds there (never follows it). */
+async function makeTablespaceLink(destination: string, oid: number, dir: string): Promise<void> {
+  const link = path.join(destination, 'pg_tblspc', String(oid));
+  const found = await fs.lstat(link).catch(() => undefined);
+  if (found?.isSymbolicLink()) await fs.unlink(link);
+  await fs.symlink(dir, link);
 }
 
 function groupByBundle(repository: Repository, files: ManifestFile[], backupId: string): Map<string, BundleGroup> {
@@ -319,8 +330,8 @@ const FLUSH_AT_ONCE = 64 * 1024 * 1024;
 async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterable<Buffer>): Promise<void> {
   if (file.size <= SMALL_FILE) return writeSmallFile(target, file, chunks);
   const hash = createHash('sha256');
-  // O_EXCL: never write over something that was already there.
-  const handle = await fs.open(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, file.mode & 0o777 || 0o600);
+  // O_EXCL | O_NOFOLLOW: never write over something that was already there, never through a link.
+  const handle = await fs.open(target, FILE_CREATE_FLAGS, file.mode & 0o777 || 0o600);
   const writes = new OverlappedWrites(handle, givePooledBuffer); // decoded frames go back to the decoder's pool once written
   try {
     for await (const chunk of chunks) {
@@ -347,8 +358,8 @@ async function writeSmallFile(target: string, file: ManifestFile, chunks: AsyncI
     parts.push(chunk);
   }
   checkDigest(file, hash.digest('hex'));
-  // O_EXCL: never write over something that was already there.
-  const fd = openSync(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, file.mode & 0o777 || 0o600);
+  // O_EXCL | O_NOFOLLOW: never write over something that was already there, never through a link.
+  const fd = openSync(target, FILE_CREATE_FLAGS, file.mode & 0o777 || 0o600);
   try {
     for (const part of parts) {
       for (let at = 0; at < part.length; ) at += writeSync(fd, part, at, part.length - at);

@@ -16,6 +16,8 @@ describe('which archived WAL a remote recovery needs', () => {
     ['000000010000000000000058', false], // an older timeline
     ['000000020000000000000057.00000028.backup', false],
     ['not-wal', false],
+    ['../000000020000000000000058', false], // a listing can name anything: only WAL names are staged
+    ['000000020000000000000058/../../x', false],
   ])('%s → %s', (name, needed) => {
     expect(walNeededForRecovery(name, backup)).toBe(needed);
   });

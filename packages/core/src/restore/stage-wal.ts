@@ -57,6 +57,8 @@ export async function stageWalForRecovery(
   const worker = async () => {
     for (let next = queue.shift(); next; next = queue.shift()) {
       const [name, repository] = next;
+      // Listings name only WAL files (listArchivedWal); checked again where the name becomes a local path.
+      if (!walFileKind(name)) throw new HarborError(`refusing to stage ${JSON.stringify(name)}: not a WAL file name`, { hint: `check the archive of ${server.name} in ${repository.location}` });
       const target = path.join(directory, name);
       try {
         const opened = await openArchivedWal(repository.storage, server.name, name, repository.codec);

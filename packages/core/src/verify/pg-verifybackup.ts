@@ -7,6 +7,7 @@ import type { BackupManifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { readAll } from '../storage/storage-io.js';
 import { loadExeca } from '../lazy-execa.js';
+import type { ContainedTree } from '../restore/contained-tree.js';
 
 export interface PgVerifybackupResult {
   ran: boolean;
@@ -24,10 +25,11 @@ export interface PgVerifybackupResult {
  * checksums. Tablespaces are plain directories under pg_tblspc/<oid> in
  * that copy, which pg_verifybackup accepts.
  */
-export async function runPgVerifybackup(server: ServerHandle, repository: Repository, backup: BackupManifest, copyDir: string, logger: Logger): Promise<PgVerifybackupResult> {
+export async function runPgVerifybackup(server: ServerHandle, repository: Repository, backup: BackupManifest, copy: ContainedTree, logger: Logger): Promise<PgVerifybackupResult> {
   const tool = server.pgTool('pg_verifybackup', backup.pgVersion);
   if (path.isAbsolute(tool) && !existsSync(tool)) return { ran: false, skipped: `${tool} is not installed`, problems: [] };
-  for (const file of backup.files) if (file.type === 'directory') await fs.mkdir(path.join(copyDir, file.path), { recursive: true, mode: 0o700 });
+  const copyDir = copy.destination;
+  for (const file of backup.files) if (file.type === 'directory') await copy.makeDirectory(file.path);
   await fs.writeFile(path.join(copyDir, 'backup_manifest'), await readAll(await repository.storage.get(repository.pgBackupManifestKey(backup.id))), { mode: 0o600 });
   // Without the WAL in the backup there is nothing for pg_waldump to parse here (verify --wal checks the archive).
   const args = [...(backup.walIncluded ? [] : ['--no-parse-wal']), copyDir];

@@ -15,6 +15,7 @@ import { givePooledBuffer } from '../codec/buffer-pool.js';
 import { storedObjectKey } from '../repository/stored-object.js';
 import { verifyWal, type WalVerification } from './verify-wal.js';
 import { runPgVerifybackup, type PgVerifybackupResult } from './pg-verifybackup.js';
+import { ContainedTree, FILE_CREATE_FLAGS } from '../restore/contained-tree.js';
 
 export interface VerifyProblem {
   /** What is wrong: a stored file, a bundle, a WAL file, the manifest, the key, or pg_verifybackup's finding. */
@@ -128,6 +129,7 @@ async function verifyBackup(
     if (!backup.pgBackupManifest) skipped = `backup ${backup.id} has no PostgreSQL backup_manifest (the method did not produce one)`;
     else copyDir = await fs.mkdtemp(path.join(options.tempDir ?? os.tmpdir(), `pgharbor-verify-${backup.id}-`));
   }
+  const copy = copyDir ? new ContainedTree(copyDir) : undefined;
   try {
     const groups = groupByBundle(repository, backup, files, problems);
     const queue = [...groups];
@@ -135,7 +137,7 @@ async function verifyBackup(
     await Promise.all(
       Array.from({ length: Math.min(jobs, queue.length) }, async () => {
         for (let group = queue.shift(); group; group = queue.shift()) {
-          await verifyGroup(repository, group, problems, copyDir, (file, stored) => {
+          await verifyGroup(repository, group, problems, copy, (file, stored) => {
             result.bytes += file.size;
             result.storedBytes += stored;
             progress(file.size);
@@ -154,7 +156,7 @@ async function verifyBackup(
       if (skipped) result.pgVerifybackup = { ran: false, skipped, problems: [] };
       else if (problems.some((p) => p.kind === 'file' || p.kind === 'bundle')) result.pgVerifybackup = { ran: false, skipped: 'the backup has damaged files (reported above)', problems: [] };
       else {
-        result.pgVerifybackup = await runPgVerifybackup(server, repository, backup, copyDir!, harbor.logger);
+        result.pgVerifybackup = await runPgVerifybackup(server, repository, backup, copy!, harbor.logger);
         problems.push(...result.pgVerifybackup.problems.map((message): VerifyProblem => ({ kind: 'pg_verifybackup', message })));
       }
     }
@@ -194,13 +196,13 @@ async function verifyGroup(
   repository: Repository,
   group: Group,
   problems: VerifyProblem[],
-  copyDir: string | undefined,
+  copy: ContainedTree | undefined,
   onFile: (file: ManifestFile, stored: number) => void,
 ): Promise<void> {
   if (group.key === '') {
     for (const file of group.files) {
       if (file.sha256 && file.sha256 !== EMPTY_SHA256) problems.push({ kind: 'manifest', file: file.path, message: `${file.path}: empty, but the manifest's checksum is not that of an empty file` });
-      if (copyDir) await writeCopy(copyDir, file, []);
+      if (copy) await writeCopy(copy, file, []);
       onFile(file, 0);
     }
     return;
@@ -237,7 +239,7 @@ async function verifyGroup(
       let size = 0;
       let handle: fs.FileHandle | undefined;
       try {
-        if (copyDir) handle = await openCopy(copyDir, file);
+        if (copy) handle = await openCopy(copy, file);
         for await (const chunk of decodeFile(repository, file, counted)) {
           hash.update(chunk);
           size += chunk.length;
@@ -263,14 +265,13 @@ async function verifyGroup(
   }
 }
 
-async function openCopy(copyDir: string, file: ManifestFile): Promise<fs.FileHandle> {
-  const target = path.join(copyDir, file.path);
-  await fs.mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
-  return fs.open(target, 'w', 0o600);
+/** The copy is written as restore writes: inside its directory, through no link (contained-tree.ts). */
+async function openCopy(copy: ContainedTree, file: ManifestFile): Promise<fs.FileHandle> {
+  return fs.open(await copy.makeParentOf(file.path), FILE_CREATE_FLAGS, 0o600);
 }
 
-async function writeCopy(copyDir: string, file: ManifestFile, chunks: Buffer[]): Promise<void> {
-  const handle = await openCopy(copyDir, file);
+async function writeCopy(copy: ContainedTree, file: ManifestFile, chunks: Buffer[]): Promise<void> {
+  const handle = await openCopy(copy, file);
   try {
     for (const chunk of chunks) await handle.write(chunk);
   } finally {
