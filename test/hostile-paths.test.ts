@@ -176,17 +176,27 @@ describe('hostile repository content: writes stay inside the target', () => {
   /** From any depth, this many ".." reach "/": the path then names the sentinel. */
   const climb = () => `${'../'.repeat(30)}${sentinel.slice(1)}`;
 
+  /** The entry at `from` renamed to `to`: a real file's bytes, so that without the checks they would land there intact. */
+  const move = (m: Manifest, from: string, to: string) => {
+    m.files.find((f) => f.path === from)!.path = to;
+  };
   const attacks: [string, (m: Manifest, stored: (p: string) => Entry) => void, string][] = [
-    ['a traversal name', (m, stored) => m.files.push({ ...stored('PG_VERSION'), path: `${climb()}/pwned-traversal` }), 'the path has a ".." part'],
-    ['an absolute name', (m, stored) => m.files.push({ ...stored('PG_VERSION'), path: `${sentinel}/pwned-absolute` }), 'the path is absolute'],
+    ['a traversal name', (m) => move(m, 'PG_VERSION', `${climb()}/pwned-traversal`), 'the path has a ".." part'],
+    ['an absolute name', (m) => move(m, 'PG_VERSION', `${sentinel}/pwned-absolute`), 'the path is absolute'],
     [
       'a link, then a file through it',
-      (m, stored) => m.files.push({ ...stored('base'), path: 'evil', type: 'symlink', linkTarget: sentinel }, { ...stored('PG_VERSION'), path: 'evil/pwned-link' }),
+      (m, stored) => {
+        m.files.push({ ...stored('base'), path: 'evil', type: 'symlink', linkTarget: sentinel });
+        move(m, 'PG_VERSION', 'evil/pwned-link');
+      },
       'entry "evil": a link outside pg_tblspc/<oid> and pg_wal',
     ],
     [
       'a link planted beside a tablespace link',
-      (m, stored) => m.files.push({ ...stored('base'), path: 'pg_tblspc/99999', type: 'symlink', linkTarget: sentinel }, { ...stored('PG_VERSION'), path: 'pg_tblspc/99999/pwned-beside' }),
+      (m, stored) => {
+        m.files.push({ ...stored('base'), path: 'pg_tblspc/99999', type: 'symlink', linkTarget: sentinel });
+        move(m, 'PG_VERSION', 'pg_tblspc/99999/pwned-beside');
+      },
       'entry "pg_tblspc/99999": pg_tblspc/99999 is not a tablespace of this backup',
     ],
     ['a duplicate entry', (m, stored) => m.files.push(stored('PG_VERSION')), 'entry "PG_VERSION": the path is listed twice'],

@@ -112,7 +112,9 @@ export async function planDelta(destination: string, backup: BackupManifest, tab
   // First of all: the directory stops being startable, and keeps saying whose it is.
   const control = path.join(destination, CONTROL_FILE);
   const aside = path.join(destination, CONTROL_ASIDE);
-  if (await exists(control)) {
+  // Only inside a real global/: a link planted in its place is removed by the walk below, never renamed through.
+  const global = await fs.lstat(path.dirname(control)).catch(() => undefined);
+  if (global?.isDirectory() && (await exists(control))) {
     if (await exists(aside)) await fs.rm(control);
     else await fs.rename(control, aside);
     await syncDir(path.dirname(control));
