@@ -197,7 +197,7 @@ describe('hostile repository content: writes stay inside the target', () => {
         m.files.push({ ...stored('base'), path: 'pg_tblspc/99999', type: 'symlink', linkTarget: sentinel });
         move(m, 'PG_VERSION', 'pg_tblspc/99999/pwned-beside');
       },
-      'entry "pg_tblspc/99999": pg_tblspc/99999 is not a tablespace of this backup',
+      ': pg_tblspc/99999 is not a tablespace of this backup',
     ],
     ['a duplicate entry', (m, stored) => m.files.push(stored('PG_VERSION')), 'entry "PG_VERSION": the path is listed twice'],
     [

@@ -128,7 +128,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     for (const entry of backup.files) {
       if (isTablespaceLinkPath(entry.path)) continue;
       if (entry.type === 'file') await tree.makeParentOf(entry.path);
-      else await tree.makeDirectory(entry.path, entry.mode & 0o777 || 0o700);
+      else await tree.makeDirectory(entry.path, entry.type === 'directory' ? entry.mode & 0o777 || 0o700 : 0o700); // a link's mode says nothing
     }
     const writeTarget = (file: ManifestFile) => tree.location(file.path);
 
