@@ -169,6 +169,8 @@ describe('hostile repository content: writes stay inside the target', () => {
     for (const f of m.files) if (f.type === 'file' && f.size !== 0) f.reference ??= repo.id;
     const stored = (p: string) => ({ ...m.files.find((f) => f.path === p)! });
     tamper(m, stored);
+    // PostgreSQL's backup_manifest beside it, so that verify --pg-verifybackup goes as far as writing its copy.
+    await repo.put(`pg/backups/${id}/backup_manifest`, await repo.get(`pg/backups/${repo.id}/backup_manifest`));
     await repo.put(`pg/backups/${id}/manifest.json`, Buffer.from(JSON.stringify(m)));
     return id;
   }
