@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidManifestError, validateManifest, type ManifestPlace } from './manifest-validate.js';
+import { InvalidManifestError, readValidManifest, validateManifest, type ManifestPlace } from './manifest-validate.js';
 import { storedEntryProblem, storedPathProblem } from './stored-path.js';
 import type { BackupManifest, ManifestFile } from './manifest.js';
 
@@ -141,6 +141,12 @@ describe('validateManifest', () => {
     const refused = rejection(value);
     expect(refused).toContain(`manifest of backup ${place.id} in repo1 (/repo) is invalid: `);
     expect(refused).toContain(message);
+  });
+
+  it('bytes that are not JSON are an invalid manifest (listings skip it); other read errors stay what they are', async () => {
+    await expect(readValidManifest(async () => JSON.parse('{"id": "2026'), place)).rejects.toThrow(/manifest of backup 20261207T120000 in repo1 \(\/repo\) is invalid: it is not valid JSON/);
+    await expect(readValidManifest(async () => JSON.parse('{"id": "2026'), place)).rejects.toBeInstanceOf(InvalidManifestError);
+    await expect(readValidManifest(() => Promise.reject(new Error('ECONNRESET')), place)).rejects.not.toBeInstanceOf(InvalidManifestError);
   });
 
   it('checks the cluster only where the repository has an identity file', () => {

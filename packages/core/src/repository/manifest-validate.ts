@@ -49,6 +49,22 @@ function isAbsoluteLocation(value: unknown): value is string {
   return typeof value === 'string' && value.length > 1 && value.length <= 1024 && value.startsWith('/') && !/[\u0000-\u001f\u007f\\]/.test(value) && !value.split('/').slice(1).some((part) => part === '' || part === '.' || part === '..');
 }
 
+/**
+ * Read a manifest (`read` gives its parsed JSON) and validate it. Bytes that
+ * are not JSON at all (truncated, overwritten) are an invalid manifest too:
+ * listings skip it instead of failing for every backup.
+ */
+export async function readValidManifest(read: () => Promise<unknown>, place: ManifestPlace): Promise<BackupManifest> {
+  let value: unknown;
+  try {
+    value = await read();
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new InvalidManifestError(place.id, place.where, undefined, `it is not valid JSON (${error.message})`);
+    throw error;
+  }
+  return validateManifest(value, place);
+}
+
 /** The manifest as a BackupManifest when it passes every rule; else an InvalidManifestError naming the first problem. */
 export function validateManifest(value: unknown, place: ManifestPlace): BackupManifest {
   const fail = (reason: string, entry?: string): never => {

@@ -8,7 +8,7 @@ import { RepositoryCodec } from '../codec/repository-codec.js';
 import { pauseForTest } from '../testing-pause.js';
 import type { DeletionMarker } from './deletion-marker.js';
 import { isBackupId } from './backup-id.js';
-import { InvalidManifestError, validateManifest } from './manifest-validate.js';
+import { InvalidManifestError, readValidManifest } from './manifest-validate.js';
 
 /**
  * One server's part of one repository. The layout (relative to the
@@ -145,7 +145,7 @@ export class Repository {
 
   private async readStoredManifest(id: string): Promise<BackupManifest | undefined> {
     if (!(await this.storage.stat(this.manifestKey(id)))) return undefined;
-    return validateManifest(await getJson<unknown>(this.storage, this.manifestKey(id)), await this.manifestPlace(id));
+    return readValidManifest(() => getJson<unknown>(this.storage, this.manifestKey(id)), await this.manifestPlace(id));
   }
 
   async readDeletionMarker(id: string): Promise<DeletionMarker | undefined> {
@@ -153,7 +153,6 @@ export class Repository {
     // A marker that cannot be read still marks the backup as being deleted: an empty one will do.
     return getJson<DeletionMarker>(this.storage, this.deletionMarkerKey(id)).catch(() => ({}) as DeletionMarker);
   }
-
 
   /** What a manifest found under `id` must say about itself (manifest-validate.ts). */
   private async manifestPlace(id: string) {
