@@ -288,6 +288,18 @@ describe('hostile repository content: writes stay inside the target', () => {
         expect(await restored.tableChecksum('postgres', 'far', 'id')).toBe(farBefore);
         await restored.stop();
       });
+
+      it('delete removes a planted backup whose manifest is invalid, and nothing else', async () => {
+        const repo = repos[repoIndex];
+        const traversal = planted.get(repo)![0];
+        const removed = await ws.run(['delete', 'pg', traversal, '--repo', String(repo.n)]);
+        expect(removed.exitCode, removed.stderr).toBe(0);
+        expect(removed.stderr).toMatch(/whose manifest is invalid/);
+        const list = await ws.run(['list-backups', 'pg', '--repo', String(repo.n)]);
+        expect(list.stdout).not.toContain(traversal);
+        expect(list.stdout).toContain(`pg ${repo.id} - `);
+        expect(await snapshot(sentinel)).toEqual(sentinelBefore);
+      });
     });
   }
 

@@ -9,6 +9,7 @@ import { displayStatus } from '../repository/backup-status.js';
 import { resolveBackup } from '../restore/resolve-backup.js';
 import { newDeletionMarker } from '../repository/deletion-marker.js';
 import { isBackupId } from '../repository/backup-id.js';
+import { InvalidManifestError } from '../repository/manifest-validate.js';
 
 /**
  * Delete one backup (DONE, FAILED, or DELETING: an interrupted deletion is
@@ -34,7 +35,12 @@ export async function deleteBackup(
   } = {},
 ): Promise<{ id: string; manifest?: BackupManifest; repository: Repository }> {
   const repository = await server.repository(options.repo);
-  if (isBackupId(backupId) && !(await repository.readManifest(backupId)) && (await repository.readDeletionMarker(backupId))) {
+  let manifest: BackupManifest;
+  try {
+    manifest = await resolveBackup(repository, backupId);
+  } catch (error) {
+    if (error instanceof InvalidManifestError) return deleteInvalidBackup(harbor, server, repository, backupId, error, options);
+    if (!isBackupId(backupId) || !(await repository.readDeletionMarker(backupId))) throw error;
     // Killed after its manifest went: only the marker (and what no listing shows) is left to remove.
     const lock = options.locked ? undefined : await acquireLock(repository, 'backup', 'delete');
     try {
@@ -44,7 +50,6 @@ export async function deleteBackup(
     }
     return { id: backupId, repository };
   }
-  const manifest = await resolveBackup(repository, backupId);
   if (displayStatus(manifest) === 'STARTED') {
     throw new HarborError(`backup ${manifest.id} of ${server.name} is still running (pid ${manifest.process?.pid} on ${manifest.process?.hostname})`, {
       hint: 'wait for it to end, or stop that process first',
@@ -87,6 +92,36 @@ export async function finishPendingDeletions(harbor: Harbor, repository: Reposit
     finished.push(id);
   }
   return finished;
+}
+
+/**
+ * A backup whose manifest fails validation (planted, damaged, or written
+ * by something that is not pgharbor) is never restored; `delete` is how an
+ * operator removes it. Nothing in it can be trusted, so the check is made
+ * from the valid manifests: none may reuse its files.
+ */
+async function deleteInvalidBackup(
+  harbor: Harbor,
+  server: ServerHandle,
+  repository: Repository,
+  backupId: string,
+  invalid: InvalidManifestError,
+  options: { locked?: boolean; force?: boolean },
+): Promise<{ id: string; repository: Repository }> {
+  const dependents = (await repository.listManifests()).filter((m) => m.parent === backupId || m.files.some((f) => f.reference === backupId));
+  if (dependents.length > 0 && !options.force) {
+    throw new HarborError(`backup ${backupId} of ${server.name} has an invalid manifest, and ${dependents.map((m) => m.id).join(', ')} reuse its files`, {
+      hint: 'delete those first, or pass --force to delete it all the same',
+    });
+  }
+  const lock = options.locked ? undefined : await acquireLock(repository, 'backup', 'delete');
+  try {
+    await repository.deleteBackup(backupId, newDeletionMarker('delete', `invalid manifest: ${invalid.message}`));
+  } finally {
+    await lock?.release();
+  }
+  harbor.logger.warn(`removed backup ${backupId} of ${server.name} from ${repository.name}, whose manifest is invalid (${invalid.message})`);
+  return { id: backupId, repository };
 }
 
 /** Refuse a delete that would leave fewer DONE backups than minimum_redundancy, or orphan a backup that reuses files of this one. */
