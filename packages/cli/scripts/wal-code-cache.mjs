@@ -26,7 +26,7 @@ try {
   content.writeUInt16LE(0x0002, 2);
   content.writeUInt32LE(1, 4);
   content.writeBigUInt64LE(7000000000000000001n, 24);
-  content.writeUInt32LE(16 * 1024 * 1024, 32);
+  content.writeUInt32LE(content.length, 32); // xlp_seg_size: archive-get serves exactly that many bytes
   writeFileSync(segment, content);
   const config = path.join(scratch, 'pgharbor.yaml');
   writeFileSync(

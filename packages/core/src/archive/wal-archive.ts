@@ -4,6 +4,8 @@ import type { PutOptions, StorageDriver } from '../storage/storage-driver.js';
 import { walFileKind } from './wal-file-name.js';
 import { RepositoryCodec } from '../codec/repository-codec.js';
 import { encodeBuffer } from '../codec/stream-codec.js';
+import { countDecoded } from '../codec/decode-bounds.js';
+import { boundWalFile, walDecodeBound } from './wal-size.js';
 
 /**
  * Where WAL lives in a repository, per server:
@@ -136,7 +138,8 @@ export async function pushWal(storage: StorageDriver, server: string, name: stri
  * Open a stored WAL file for reading, preferring a complete copy over a
  * .partial one. The stream yields the original bytes: decompressed, and
  * decrypted with the codec's key (a stored object that is encrypted needs
- * a codec with encryption settings).
+ * a codec with encryption settings), and no more of them than the file may
+ * have (wal-size.ts).
  */
 export async function openArchivedWal(
   storage: StorageDriver,
@@ -147,9 +150,10 @@ export async function openArchivedWal(
   const [wal] = (await findArchivedWal(storage, server, name)).filter((w) => w.sha256 || walFileKind(name) === 'partial');
   if (!wal) return undefined;
   const stored: Readable = await storage.get(wal.key);
-  if ((wal.compression ?? 'none') === 'none' && (wal.encryption ?? 'none') === 'none') return { stream: stored, wal };
+  const bound = walDecodeBound(name); // and boundWalFile: no more than its page header's segment size
+  if ((wal.compression ?? 'none') === 'none' && (wal.encryption ?? 'none') === 'none') return { stream: boundWalFile(name, countDecoded(stored, bound)), wal };
   try {
-    return { stream: await (codec ?? RepositoryCodec.identity(storage, server)).decoder(stored, wal), wal };
+    return { stream: boundWalFile(name, await (codec ?? RepositoryCodec.identity(storage, server)).decoder(stored, wal, bound)), wal };
   } catch (error) {
     stored.destroy();
     throw error;

@@ -3,6 +3,7 @@ import { HarborError, errorMessage } from '../errors.js';
 import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { DecryptionError } from './cipher.js';
+import { DecodeBoundError, countDecoded } from './decode-bounds.js';
 import { storedObjectKey } from '../repository/stored-object.js';
 
 /** Where a file's stored bytes are: its own bundle, or the one of the backup it references. */
@@ -17,18 +18,24 @@ export function isEncoded(file: ManifestFile): boolean {
 }
 
 /**
- * The original bytes of one stored file, streamed. Any decoding failure
- * (a damaged frame, a chunk that fails authentication, a truncated file)
- * is reported like a checksum mismatch: naming the file.
+ * The original bytes of one stored file, streamed, and exactly as many as
+ * the manifest's `size` (decode-bounds.ts: more fails as soon as it comes,
+ * fewer at the end). Any decoding failure (a damaged frame, a chunk that
+ * fails authentication, a truncated file) is reported naming the file.
  */
 export async function* decodeFile(repository: Repository, file: ManifestFile, stored: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const expected = { bytes: file.size, exact: true };
   if (!isEncoded(file)) {
-    yield* stored;
+    try {
+      yield* countDecoded(stored, expected);
+    } catch (error) {
+      throw error instanceof DecodeBoundError ? damaged(file, error) : error;
+    }
     return;
   }
   let decoded: AsyncIterable<Buffer>;
   try {
-    decoded = await repository.codec.decoder(stored, file);
+    decoded = await repository.codec.decoder(stored, file, expected);
   } catch (error) {
     throw error instanceof HarborError ? error : damaged(file, error);
   }
@@ -40,6 +47,12 @@ export async function* decodeFile(repository: Repository, file: ManifestFile, st
 }
 
 function damaged(file: ManifestFile, error: unknown): HarborError {
+  if (error instanceof DecodeBoundError) {
+    return new HarborError(`file ${file.path} (${file.size} bytes in the manifest): its stored ${(file.compression ?? 'none') !== 'none' ? `${file.compression} ` : ''}data ${error.message}`, {
+      hint: 'the repository copy is damaged or was altered; restore another backup (pgharbor verify lists every file that fails)',
+      cause: error,
+    });
+  }
   const how = error instanceof DecryptionError ? `decryption failed: ${error.message}` : `its stored ${file.compression} data cannot be decompressed: ${errorMessage(error)}`;
   return new HarborError(`file ${file.path} does not match its checksum: ${how}`, {
     hint: 'the repository copy is damaged (or was written with another key); restore an older backup',

@@ -2,6 +2,8 @@ import { createRequire } from 'node:module';
 import { HarborError, errorMessage } from '../errors.js';
 import type { CompressionAlgorithm } from './codec-settings.js';
 import { decodeLz4Frame } from './lz4-decode.js';
+import { decodeZstdFrame } from './zstd-decode.js';
+import { DecodeBoundError } from './decode-bounds.js';
 
 /**
  * The compression libraries, loaded on first use only (the WAL hot path
@@ -27,10 +29,14 @@ import { decodeLz4Frame } from './lz4-decode.js';
 export interface BlockCompressor {
   readonly algorithm: Exclude<CompressionAlgorithm, 'none'>;
   compress(block: Buffer, level: number | undefined): Promise<Buffer>;
-  /** Decompress one complete frame (lz4, zstd) or gzip member(s). */
-  decompress(frame: Buffer): Promise<Buffer>;
+  /**
+   * Decompress one complete frame (lz4, zstd) or gzip member(s), to at
+   * most `limit` bytes: past it, fails without holding more than about
+   * that much (decode-bounds.ts).
+   */
+  decompress(frame: Buffer, limit: number): Promise<Buffer>;
   /** The same, where it runs on the calling thread anyway (lz4): no frames need queueing ahead. */
-  decompressSync?(frame: Buffer): Buffer;
+  decompressSync?(frame: Buffer, limit: number): Buffer;
   /** A buffer to collect a block in that `compress` takes without copying (lz4: memory shared with its workers). */
   newFrame?(size: number): Buffer;
 }
@@ -58,7 +64,11 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
     const { promisify } = await import('node:util');
     const gzip = promisify(zlib.gzip);
     const gunzip = promisify(zlib.gunzip);
-    return { algorithm, compress: (block, level) => gzip(block, { level: level ?? 6 }), decompress: (frame) => gunzip(frame) };
+    const decompress = (frame: Buffer, limit: number) =>
+      gunzip(frame, { maxOutputLength: limit }).catch((error: NodeJS.ErrnoException) => {
+        throw error.code === 'ERR_BUFFER_TOO_LARGE' ? new DecodeBoundError(`has gzip data that decodes to more than ${limit} bytes`) : error;
+      });
+    return { algorithm, compress: (block, level) => gzip(block, { level: level ?? 6 }), decompress };
   }
   if (algorithm === 'lz4') {
     require.resolve('lz4-wasm-nodejs'); // fails here, with the hint above, if the package is missing (compiled only when a worker or a fallback needs it: 2 ms of archive-push otherwise)
@@ -66,8 +76,9 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
     const { Lz4WorkerPool } = await import('./lz4-workers.js');
     const { compressLz4FrameNative } = await import('./lz4-native.js');
     const workers = new Lz4WorkerPool(undefined, undefined, undefined, compressLz4FrameNative);
-    return { algorithm, compress: (block) => workers.compress(block), newFrame: (size) => workers.newFrame(size), decompress: async (frame) => decodeLz4Frame(frame), decompressSync: decodeLz4Frame };
+    return { algorithm, compress: (block) => workers.compress(block), newFrame: (size) => workers.newFrame(size), decompress: async (frame, limit) => decodeLz4Frame(frame, limit), decompressSync: decodeLz4Frame };
   }
   const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };
-  return { algorithm, compress: (block, level) => zstd.compress(block, level ?? 1), decompress: (frame) => zstd.decompress(frame) };
+  // Its decompress has no output limit: zstd-decode.ts bounds it by the frame's block headers.
+  return { algorithm, compress: (block, level) => zstd.compress(block, level ?? 1), decompress: (frame, limit) => decodeZstdFrame(frame, limit, (bytes) => zstd.decompress(bytes)) };
 }

@@ -1,13 +1,28 @@
+import { DecodeBoundError, FRAME_SIZE, MAX_STORED_FRAME, frameTooLarge } from './decode-bounds.js';
+import { ZSTD_MAGIC, readZstdBlock, readZstdFrameHeader } from './zstd-frame.js';
+
+const LZ4_MAGIC = 0x184d2204;
+
 /**
  * Splits a stream of concatenated LZ4 or zstd frames into whole frames by
  * walking their headers (the formats are public: RFC 8878 for zstd, the
  * LZ4 Frame Format Description for lz4), so each frame can be handed to a
  * buffer decompressor while the stream keeps flowing. Memory: one frame
- * (at most ~1 MiB as pgharbor writes them) plus one incoming chunk.
+ * plus one incoming chunk.
+ *
+ * A repository's bytes are not trusted (decode-bounds.ts): a frame that
+ * would be stored in more than MAX_STORED_FRAME bytes is refused before
+ * more of it is buffered, and so is one whose header, or whose blocks of
+ * known size (stored as they are, runs of one byte), say that it decodes
+ * to more than FRAME_SIZE. Skippable frames (pgharbor writes none) are
+ * dropped.
  */
 export class FrameSplitter {
   private chunks: Buffer[] = [];
   private length = 0;
+  /** How far the frame at the start has been walked, kept while its bytes arrive: a walk never starts over. */
+  private walk?: { pos: number; known: number; end?: number };
+  private readonly byteAt = (at: number) => this.byte(at);
 
   constructor(private readonly kind: 'lz4' | 'zstd') {}
 
@@ -21,7 +36,9 @@ export class FrameSplitter {
     for (;;) {
       const size = this.frameSize();
       if (size === undefined || size > this.length) break;
-      frames.push(this.take(size));
+      const frame = this.take(size);
+      this.walk = undefined;
+      if (!isSkippable(frame.readUInt32LE(0))) frames.push(frame);
     }
     return frames;
   }
@@ -31,62 +48,67 @@ export class FrameSplitter {
     if (this.length > 0) throw new Error(`${this.kind} data is truncated (${this.length} bytes of an incomplete frame at the end)`);
   }
 
-  /** Size of the frame at the start of the buffer, or undefined when more bytes are needed to tell. */
+  /** Size of the frame at the start of the buffer; at least what is buffered, or undefined, when more bytes are needed to tell. */
   private frameSize(): number | undefined {
     if (this.length < 4) return undefined;
     const magic = this.u32(0)!;
-    if ((magic & 0xfffffff0) >>> 0 === 0x184d2a50) {
-      const size = this.u32(4);
-      return size === undefined ? undefined : 8 + size; // skippable frame
+    let size: number | undefined;
+    if (isSkippable(magic)) {
+      const length = this.u32(4);
+      size = length === undefined ? undefined : 8 + length;
+    } else size = this.kind === 'zstd' ? this.zstdFrameSize(magic) : this.lz4FrameSize(magic);
+    // Checked as the walk goes: an unfinished frame is past the bound as soon as its known part is.
+    if ((size ?? this.length) > MAX_STORED_FRAME) {
+      throw new DecodeBoundError(`has ${this.kind === 'lz4' ? 'an' : 'a'} ${this.kind} frame stored in more than ${MAX_STORED_FRAME} bytes (a frame of 1 MiB, pgharbor's largest, takes less)`);
     }
-    return this.kind === 'zstd' ? this.zstdFrameSize(magic) : this.lz4FrameSize(magic);
+    return size;
   }
 
   private zstdFrameSize(magic: number): number | undefined {
-    if (magic !== 0xfd2fb528) throw new Error(`not a zstd frame (magic ${magic.toString(16)})`);
-    const fhd = this.byte(4);
-    if (fhd === undefined) return undefined;
-    const fcsFlag = fhd >> 6;
-    const single = (fhd >> 5) & 1;
-    const checksum = (fhd >> 2) & 1;
-    const didSize = [0, 1, 2, 4][fhd & 3];
-    const fcsSize = [single ? 1 : 0, 2, 4, 8][fcsFlag];
-    let pos = 5 + (single ? 0 : 1) + didSize + fcsSize;
-    for (;;) {
-      const b0 = this.byte(pos);
-      const b1 = this.byte(pos + 1);
-      const b2 = this.byte(pos + 2);
-      if (b2 === undefined || b1 === undefined || b0 === undefined) return undefined;
-      const header = b0 | (b1 << 8) | (b2 << 16);
-      const last = header & 1;
-      const type = (header >> 1) & 3;
-      const size = header >>> 3;
-      if (type === 3) throw new Error('zstd frame has a reserved block type: the data is damaged');
-      pos += 3 + (type === 1 ? 1 : size);
-      if (last) break;
-      if (pos > this.length) return undefined;
+    if (magic !== ZSTD_MAGIC) throw new Error(`not a zstd frame (magic ${magic.toString(16)})`);
+    if (!this.walk) {
+      const header = readZstdFrameHeader(this.byteAt);
+      if (!header) return undefined;
+      if (header.contentSize !== undefined && header.contentSize > FRAME_SIZE) throw frameTooLarge('zstd', FRAME_SIZE, header.contentSize);
+      this.walk = { pos: header.size, known: 0, end: header.checksum ? 4 : 0 };
     }
-    return pos + (checksum ? 4 : 0);
+    const walk = this.walk;
+    while (walk.pos <= this.length) {
+      const block = readZstdBlock(this.byteAt, walk.pos);
+      if (!block) return undefined;
+      if (block.exact && (walk.known += block.bound) > FRAME_SIZE) throw frameTooLarge('zstd', FRAME_SIZE);
+      walk.pos = block.end;
+      if (block.last) return walk.pos + walk.end!;
+    }
+    return walk.pos; // the rest once more bytes are in
   }
 
   private lz4FrameSize(magic: number): number | undefined {
-    if (magic !== 0x184d2204) throw new Error(`not an lz4 frame (magic ${magic.toString(16)})`);
+    if (magic !== LZ4_MAGIC) throw new Error(`not an lz4 frame (magic ${magic.toString(16)})`);
     const flg = this.byte(4);
     if (flg === undefined) return undefined;
     const blockChecksum = (flg >> 4) & 1;
-    const contentSize = (flg >> 3) & 1;
     const contentChecksum = (flg >> 2) & 1;
-    const dictId = flg & 1;
-    let pos = 6 + (contentSize ? 8 : 0) + (dictId ? 4 : 0) + 1;
-    for (;;) {
-      const word = this.u32(pos);
-      if (word === undefined) return undefined;
-      pos += 4;
-      if (word === 0) break; // end mark
-      pos += (word & 0x7fffffff) + (blockChecksum ? 4 : 0);
-      if (pos > this.length) return undefined;
+    if (!this.walk) {
+      const contentSize = (flg >> 3) & 1;
+      if (contentSize) {
+        const low = this.u32(6);
+        const high = this.u32(10);
+        if (low === undefined || high === undefined) return undefined;
+        if (high * 2 ** 32 + low > FRAME_SIZE) throw frameTooLarge('lz4', FRAME_SIZE, high * 2 ** 32 + low);
+      }
+      this.walk = { pos: 6 + (contentSize ? 8 : 0) + (flg & 1 ? 4 : 0) + 1, known: 0 };
     }
-    return pos + (contentChecksum ? 4 : 0);
+    const walk = this.walk;
+    while (walk.pos <= this.length) {
+      const word = this.u32(walk.pos);
+      if (word === undefined) return undefined;
+      if (word === 0) return walk.pos + 4 + (contentChecksum ? 4 : 0); // end mark
+      // A block stored as it is decodes to its size: known before it is decoded.
+      if (word & 0x80000000 && (walk.known += word & 0x7fffffff) > FRAME_SIZE) throw frameTooLarge('lz4', FRAME_SIZE);
+      walk.pos += 4 + (word & 0x7fffffff) + (blockChecksum ? 4 : 0);
+    }
+    return walk.pos; // the rest once more bytes are in
   }
 
   private byte(at: number): number | undefined {
@@ -123,4 +145,8 @@ export class FrameSplitter {
     this.length -= size;
     return parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
   }
+}
+
+function isSkippable(magic: number): boolean {
+  return (magic & 0xfffffff0) >>> 0 === 0x184d2a50;
 }

@@ -1,6 +1,7 @@
 import { POOLED_SIZE, givePooledBuffer, takePooledBuffer } from './buffer-pool.js';
 import { OUT_OF_ROOM, decodeLz4Block } from './lz4-block-decode.js';
 import { xxh32 } from './xxh32.js';
+import { frameTooLarge } from './decode-bounds.js';
 
 /**
  * An LZ4 frame decoder in plain TypeScript (LZ4 Frame Format 1.6 and the
@@ -51,8 +52,13 @@ import { xxh32 } from './xxh32.js';
  * damaged frame throws rather than decode to other bytes whenever it can
  * tell; pgharbor's own frames have none of these but the header's (the
  * restore's sha256 of every file catches the rest).
+ *
+ * `limit` bounds the output (decode-bounds.ts: a restore passes 1 MiB,
+ * the most pgharbor writes in a frame): a content size above it is refused
+ * before anything is decoded, and a block is decoded to no further than
+ * it, so a forged frame costs no more memory than a real one.
  */
-export function decodeLz4Frame(frame: Buffer): Buffer {
+export function decodeLz4Frame(frame: Buffer, limit = MAX_OUTPUT): Buffer {
   if (frame.length < 7 || frame.readUInt32LE(0) !== 0x184d2204) throw new Error('not an lz4 frame');
   const flg = frame[4];
   const bd = frame[5];
@@ -69,11 +75,13 @@ export function decodeLz4Frame(frame: Buffer): Buffer {
   if (((xxh32(frame, 4, headerEnd - 1) >>> 8) & 0xff) !== frame[headerEnd - 1]) throw new Error('lz4 frame header is damaged (checksum)');
   // A content size is only a hint for the output's size until checked at the end (a damaged one must not allocate gigabytes).
   const contentSize = hasContentSize ? frame.readUInt32LE(10) * 2 ** 32 + frame.readUInt32LE(6) : -1;
+  const cap = Math.min(limit, MAX_OUTPUT);
+  if (contentSize > cap) throw frameTooLarge('lz4', cap, contentSize);
 
   // Locals rather than an object: nothing but the output is allocated per frame.
   let out: Buffer;
   let view: DataView;
-  if (contentSize > POOLED_SIZE && contentSize <= MAX_OUTPUT && contentSize <= outputBound(frame, headerEnd, maxBlock, blockChecksum)) {
+  if (contentSize > POOLED_SIZE && contentSize <= outputBound(frame, headerEnd, maxBlock, blockChecksum)) {
     out = Buffer.allocUnsafe(contentSize);
     view = viewOf(out);
   } else {
@@ -93,21 +101,22 @@ export function decodeLz4Frame(frame: Buffer): Buffer {
     if (blockChecksum && xxh32(frame, pos, pos + size) !== frame.readUInt32LE(pos + size)) throw new Error('lz4 block is damaged (checksum)');
     if (word & 0x80000000) {
       // stored as it is
+      if (size > cap - op) throw frameTooLarge('lz4', cap);
       if (size > out.length - op) view = viewOf((out = grown(out, op, op + size)));
       frame.copy(out, op, pos, pos + size);
       op += size;
     } else {
-      // At most maxBlock bytes; if the output has less room left, it grows and the block is decoded again.
-      const limit = op + maxBlock;
+      // At most maxBlock bytes, and never past the cap; if the output has less room left, it grows and the block is decoded again.
+      const blockEnd = op + maxBlock;
+      const stop = Math.min(blockEnd, cap);
       for (;;) {
-        const end = decodeLz4Block(frame, pos, pos + size, out, view, op, Math.min(limit, out.length), independent ? op : 0);
+        const end = decodeLz4Block(frame, pos, pos + size, out, view, op, Math.min(stop, out.length), independent ? op : 0);
         if (end !== OUT_OF_ROOM) {
           op = end;
           break;
         }
-        if (out.length >= limit) throw new Error("lz4 block is damaged (decodes to more than the frame's block size)");
-        if (out.length >= MAX_OUTPUT) throw new Error(`lz4 frame decodes to more than ${MAX_OUTPUT} bytes (damaged?)`);
-        view = viewOf((out = grown(out, op, Math.min(limit, MAX_OUTPUT))));
+        if (out.length >= stop) throw stop < blockEnd ? frameTooLarge('lz4', cap) : new Error("lz4 block is damaged (decodes to more than the frame's block size)");
+        view = viewOf((out = grown(out, op, stop)));
       }
     }
     pos = next;
@@ -141,7 +150,6 @@ function outputBound(frame: Buffer, pos: number, maxBlock: number, blockChecksum
 
 /** A buffer of at least `need` bytes (1.5x at least: frames of many blocks are copied a few times only) holding out[0, length). */
 function grown(out: Buffer, length: number, need: number): Buffer {
-  if (need > MAX_OUTPUT) throw new Error(`lz4 frame decodes to more than ${MAX_OUTPUT} bytes (damaged?)`);
   const bigger = Buffer.allocUnsafe(Math.min(MAX_OUTPUT, Math.max(need, Math.floor(out.length * 1.5))));
   out.copy(bigger, 0, 0, length);
   givePooledBuffer(out);

@@ -6,6 +6,7 @@ import { COMPRESSION_SUFFIX, ENCRYPTION_SUFFIX, type CodecSettings, type Compres
 import { loadCompressor, type BlockCompressor } from './compressors.js';
 import { keyFileKey, openDataKey, type DataKey, type KeySecret } from './keyring.js';
 import { decodeStream, Encoder } from './stream-codec.js';
+import { countDecoded, type ExpectedSize } from './decode-bounds.js';
 
 export interface StoredEncoding {
   compression?: string;
@@ -111,14 +112,14 @@ export class RepositoryCodec {
     return new Encoder(compressor, this.settings.level, key?.key, emit);
   }
 
-  /** The original bytes of a stored object, whatever settings it was written with. */
-  async decoder(source: AsyncIterable<Buffer>, stored: StoredEncoding): Promise<AsyncIterable<Buffer>> {
+  /** The original bytes of a stored object, whatever settings it was written with, and no more than `expected` (decode-bounds.ts). */
+  async decoder(source: AsyncIterable<Buffer>, stored: StoredEncoding, expected?: ExpectedSize): Promise<AsyncIterable<Buffer>> {
     const compression = stored.compression ?? 'none';
     const encryption = stored.encryption ?? 'none';
-    if (compression === 'none' && encryption === 'none') return source;
+    if (compression === 'none' && encryption === 'none') return countDecoded(source, expected);
     if (encryption !== 'none' && encryption !== 'aes-256-gcm') throw new HarborError(`unknown encryption "${encryption}"`, { hint: 'a newer pgharbor wrote it; upgrade pgharbor' });
     const key = encryption === 'none' ? undefined : (await this.key()).key;
-    return decodeStream(source, compression, key);
+    return decodeStream(source, compression, key, expected);
   }
 }
 

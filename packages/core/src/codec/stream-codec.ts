@@ -4,9 +4,9 @@ import { loadCompressor } from './compressors.js';
 import { Sealer, Unsealer } from './cipher.js';
 import { FrameSplitter } from './frames.js';
 import type { CompressionAlgorithm } from './codec-settings.js';
+import { FRAME_SIZE, countDecoded, type ExpectedSize } from './decode-bounds.js';
 
-/** Original bytes per compressed frame: bounds memory and lets frames compress in parallel. */
-export const FRAME_SIZE = 1024 * 1024;
+export { FRAME_SIZE };
 /** Frames compressing or decompressing at once per stream (on libuv's thread pool). */
 const IN_FLIGHT = 3;
 
@@ -121,9 +121,18 @@ export async function encodeBuffer(content: Buffer, compression: CompressionAlgo
   return Buffer.concat(out);
 }
 
-/** The original bytes of a stored object, streamed: decrypt (when encrypted), then decompress. */
-export async function* decodeStream(source: AsyncIterable<Buffer>, compression: string, dataKey: Buffer | undefined): AsyncGenerator<Buffer> {
+/**
+ * The original bytes of a stored object, streamed: decrypt (when
+ * encrypted), then decompress, each frame to at most FRAME_SIZE bytes and
+ * the whole to what is `expected` (decode-bounds.ts): a forged object fails
+ * as soon as it goes past, having cost no more memory than a real one.
+ */
+export function decodeStream(source: AsyncIterable<Buffer>, compression: string, dataKey: Buffer | undefined, expected?: ExpectedSize): AsyncGenerator<Buffer> {
   const plain = dataKey ? unseal(source, dataKey) : source;
+  return countDecoded(decompressStream(plain, compression), expected);
+}
+
+async function* decompressStream(plain: AsyncIterable<Buffer>, compression: string): AsyncGenerator<Buffer> {
   if (compression === 'none') {
     yield* plain;
     return;
@@ -137,13 +146,13 @@ export async function* decodeStream(source: AsyncIterable<Buffer>, compression: 
   const splitter = new FrameSplitter(compression);
   if (compressor.decompressSync) {
     // Decoded here and now: queueing decoded frames ahead would only hold more memory.
-    for await (const chunk of plain) for (const frame of splitter.push(chunk)) yield compressor.decompressSync(frame);
+    for await (const chunk of plain) for (const frame of splitter.push(chunk)) yield compressor.decompressSync(frame, FRAME_SIZE);
     splitter.end();
     return;
   }
   const queue: Promise<Buffer>[] = [];
   const enqueue = (frame: Buffer) => {
-    const done = compressor.decompress(frame);
+    const done = compressor.decompress(frame, FRAME_SIZE);
     done.catch(() => {});
     queue.push(done);
   };
