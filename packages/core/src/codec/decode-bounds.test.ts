@@ -40,6 +40,23 @@ function literalRun(size: number, last: boolean): Buffer {
   return Buffer.from([header & 255, (header >> 8) & 255, header >> 16, ...body]);
 }
 
+describe('the splitter walks each frame once, however its bytes arrive', () => {
+  it('cuts the same frames at every chunk size, for zstd and lz4', async () => {
+    const data = Buffer.concat([randomBytes(300_000), Buffer.alloc(MiB, 7), Buffer.from('pgbench_accounts row '.repeat(60_000))]);
+    for (const kind of ['zstd', 'lz4'] as const) {
+      const stored = await encodeBuffer(data, kind, 1, undefined);
+      for (const size of [1, 7, 4096, 65_536, stored.length]) {
+        const splitter = new FrameSplitter(kind);
+        const frames: Buffer[] = [];
+        for (let at = 0; at < stored.length; at += size) frames.push(...splitter.push(stored.subarray(at, at + size)));
+        splitter.end();
+        expect(frames.length).toBe(Math.ceil(data.length / FRAME_SIZE));
+        expect(Buffer.concat(frames).equals(stored)).toBe(true);
+      }
+    }
+  });
+});
+
 describe('zstd frames are decoded within bounds, whatever their blocks say', () => {
   it('pgharbor frames at levels 1, 3 and 19 decode in one pass', async () => {
     const text = Buffer.alloc(MiB);

@@ -21,7 +21,7 @@ export class FrameSplitter {
   private chunks: Buffer[] = [];
   private length = 0;
   /** How far the frame at the start has been walked, kept while its bytes arrive: a walk never starts over. */
-  private walk?: { pos: number; known: number; end?: number };
+  private walk?: { pos: number; known: number; end?: number; size?: number };
   private readonly byteAt = (at: number) => this.byte(at);
 
   constructor(private readonly kind: 'lz4' | 'zstd') {}
@@ -73,12 +73,13 @@ export class FrameSplitter {
       this.walk = { pos: header.size, known: 0, end: header.checksum ? 4 : 0 };
     }
     const walk = this.walk;
+    if (walk.size !== undefined) return walk.size; // every block walked: waiting for the last one's bytes
     while (walk.pos <= this.length) {
       const block = readZstdBlock(this.byteAt, walk.pos);
       if (!block) return undefined;
       if (block.exact && (walk.known += block.bound) > FRAME_SIZE) throw frameTooLarge('zstd', FRAME_SIZE);
       walk.pos = block.end;
-      if (block.last) return walk.pos + walk.end!;
+      if (block.last) return (walk.size = walk.pos + walk.end!);
     }
     return walk.pos; // the rest once more bytes are in
   }
@@ -103,7 +104,7 @@ export class FrameSplitter {
     while (walk.pos <= this.length) {
       const word = this.u32(walk.pos);
       if (word === undefined) return undefined;
-      if (word === 0) return walk.pos + 4 + (contentChecksum ? 4 : 0); // end mark
+      if (word === 0) return walk.pos + 4 + (contentChecksum ? 4 : 0); // end mark: read again until its bytes are in, never walked past
       // A block stored as it is decodes to its size: known before it is decoded.
       if (word & 0x80000000 && (walk.known += word & 0x7fffffff) > FRAME_SIZE) throw frameTooLarge('lz4', FRAME_SIZE);
       walk.pos += 4 + (word & 0x7fffffff) + (blockChecksum ? 4 : 0);
