@@ -6,7 +6,7 @@ import { ConfigError, HarborError, errorMessage } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
 import { walFileKind } from './wal-file-name.js';
 import { readWalSegmentHeader } from './wal-header.js';
-import { pushWal, walDirectory, WalConflictError, type PushOutcome } from './wal-archive.js';
+import { pushWal, walDirectory, walPlace, WalConflictError, type PushOutcome } from './wal-archive.js';
 import { hashWalFile, RepositoryBody } from './wal-source.js';
 import type { PutOptions } from '../storage/storage-driver.js';
 
@@ -34,7 +34,7 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
 
   // Read once: the repositories' checks start when the page header is in, hashing and encoding overlap the reading.
   const repositories = await server.repositories();
-  const bodies = repositories.map((repository) => new RepositoryBody(repository.codec));
+  const bodies = repositories.map((repository) => new RepositoryBody(repository.codec, walPlace(server.name, name)));
   // A file stored as it is gets copied while it is hashed (its name needs the checksum); a segment
   // only once its repository accepted its system identifier, so a wrong cluster's WAL writes nothing.
   // So the identities are read at once, and the hashing waits for their check (a ms or two).
@@ -105,6 +105,8 @@ export async function checkSegmentIdentity(repository: Repository, name: string,
       { hint: 'archive_command names the wrong server, or two clusters share one server name; give each cluster its own server section' },
     );
   }
+  // An earlier pgharbor's identity.json in an encrypted repository, naming this cluster: signed once, here.
+  if (identity.authenticated === false) await repository.checkIdentity(systemIdentifier, identity.pgVersion);
 }
 
 function describeFailures(server: string, name: string, failures: { repository: Repository; error: Error }[]): HarborError {

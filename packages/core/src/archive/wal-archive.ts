@@ -6,6 +6,8 @@ import { RepositoryCodec } from '../codec/repository-codec.js';
 import { encodeBuffer } from '../codec/stream-codec.js';
 import { countDecoded } from '../codec/decode-bounds.js';
 import { boundWalFile, walDecodeBound } from './wal-size.js';
+import { objectPlace } from '../codec/cipher.js';
+import { HarborError } from '../errors.js';
 
 /**
  * Where WAL lives in a repository, per server:
@@ -75,6 +77,20 @@ export async function* listArchivedWal(storage: StorageDriver, server: string): 
   }
 }
 
+/**
+ * Where an encrypted WAL object belongs: the server and the WAL file's
+ * name (".partial" included). The sha256 in the object's name is checked
+ * against the decoded bytes, so name and checksum together pin the content.
+ */
+export function walPlace(server: string, name: string): Buffer {
+  return objectPlace('wal', server, name);
+}
+
+/** Whether a stored copy may be served by this repository: in an encrypted one, only encrypted copies. */
+function servable(wal: ArchivedWal, codec: RepositoryCodec | undefined): boolean {
+  return !codec?.isEncrypted || wal.encryption === 'aes-256-gcm';
+}
+
 export function sha256Hex(content: Buffer): string {
   return createHash('sha256').update(content).digest('hex');
 }
@@ -107,7 +123,7 @@ export async function pushWal(storage: StorageDriver, server: string, name: stri
   const suffix = codec?.walSuffix ?? '';
   const store = async (objectKey: string, options: PutOptions = {}) => {
     if (!Buffer.isBuffer(content)) return content.store(objectKey, options);
-    await storage.put(objectKey, codec ? await encodeBuffer(content, codec.compression, codec.settings.level, key?.key) : content, options);
+    await storage.put(objectKey, codec ? await encodeBuffer(content, codec.compression, codec.settings.level, key && { key: key.key, place: walPlace(server, name) }) : content, options);
   };
   if (walFileKind(name) === 'partial') {
     await store(walKey(server, name, undefined, suffix));
@@ -117,7 +133,8 @@ export async function pushWal(storage: StorageDriver, server: string, name: stri
   }
   const sha256 = Buffer.isBuffer(content) ? sha256Hex(content) : content.sha256;
   const existing = await findArchivedWal(storage, server, name);
-  if (existing.some((w) => w.sha256 === sha256)) return 'already-archived';
+  // A copy in the clear in an encrypted repository is never served: it does not count as archived.
+  if (existing.some((w) => w.sha256 === sha256 && servable(w, codec))) return 'already-archived';
   if (existing.length > 0) throw new WalConflictError(name, storage.location);
   try {
     await store(walKey(server, name, sha256, suffix), { ifNotExists: true });
@@ -139,7 +156,9 @@ export async function pushWal(storage: StorageDriver, server: string, name: stri
  * .partial one. The stream yields the original bytes: decompressed, and
  * decrypted with the codec's key (a stored object that is encrypted needs
  * a codec with encryption settings), and no more of them than the file may
- * have (wal-size.ts).
+ * have (wal-size.ts). In an encrypted repository a copy in the clear is
+ * refused, and an encrypted one must open as `name`'s (its place); the
+ * caller checks the bytes against the sha256 in the name.
  */
 export async function openArchivedWal(
   storage: StorageDriver,
@@ -147,17 +166,60 @@ export async function openArchivedWal(
   name: string,
   codec?: RepositoryCodec,
 ): Promise<{ stream: AsyncIterable<Buffer>; wal: ArchivedWal } | undefined> {
-  const [wal] = (await findArchivedWal(storage, server, name)).filter((w) => w.sha256 || walFileKind(name) === 'partial');
-  if (!wal) return undefined;
+  await codec?.assertPlainRepository(); // a config without encryption reads nothing from an encrypted repository
+  const copies = (await findArchivedWal(storage, server, name)).filter((w) => w.sha256 || walFileKind(name) === 'partial');
+  const [wal] = copies.filter((w) => servable(w, codec));
+  if (!wal) {
+    if (copies.length === 0) return undefined;
+    throw new HarborError(`${name} is stored unencrypted in an encrypted repository (${copies[0].key}): refused`, {
+      hint: 'pgharbor never stores WAL in the clear in an encrypted repository: someone with write access put it there; remove it and check the repository',
+    });
+  }
   const stored: Readable = await storage.get(wal.key);
   const bound = walDecodeBound(name); // and boundWalFile: no more than its page header's segment size
   if ((wal.compression ?? 'none') === 'none' && (wal.encryption ?? 'none') === 'none') return { stream: boundWalFile(name, countDecoded(stored, bound)), wal };
+  let version = 0;
   try {
-    return { stream: boundWalFile(name, await (codec ?? RepositoryCodec.identity(storage, server)).decoder(stored, wal, bound)), wal };
+    const decoded = await (codec ?? RepositoryCodec.identity(storage, server)).decoder(stored, wal, { place: walPlace(server, name), legacy: true, onVersion: (v) => (version = v) }, bound);
+    // Format 1 objects are not bound to their name: a segment's own page header must name it.
+    const stream = walFileKind(name) === 'segment' ? checkedSegment(decoded, name, () => version === 1) : decoded;
+    return { stream: boundWalFile(name, stream), wal };
   } catch (error) {
     stored.destroy();
     throw error;
   }
+}
+
+/**
+ * WAL objects encrypted before objects were bound to their place (format
+ * 1) open with the repository's key and must match the sha256 in their
+ * name; a segment among them must also start with the page address its
+ * name says, so that one renamed to another segment number is refused.
+ * (A format 1 history or .backup file renamed with its checksum is not
+ * caught: docs/encryption.md.)
+ */
+async function* checkedSegment(source: AsyncIterable<Buffer>, name: string, isLegacy: () => boolean): AsyncGenerator<Buffer> {
+  let head: Buffer | undefined = Buffer.alloc(0);
+  for await (const chunk of source) {
+    if (head && isLegacy()) {
+      head = Buffer.concat([head, chunk]);
+      if (head.length < 40) continue;
+      const segmentSize = BigInt(head.readUInt32LE(32));
+      const expected = BigInt(`0x${name.slice(8, 16)}`) * 0x100000000n + BigInt(`0x${name.slice(16, 24)}`) * segmentSize;
+      if (segmentSize === 0n || head.readBigUInt64LE(8) !== expected) {
+        throw new HarborError(`${name}: the archived object (encrypted by an earlier pgharbor, not bound to its name) holds another segment`, {
+          hint: 'someone with write access renamed WAL objects; the segment is refused',
+        });
+      }
+      const whole = head;
+      head = undefined;
+      yield whole;
+      continue;
+    }
+    head = undefined;
+    yield chunk;
+  }
+  if (head && head.length > 0) yield head;
 }
 
 /** Whether any WAL of the server is archived (then a restore recovers through restore_command). */

@@ -68,10 +68,11 @@ export class RepositoryBody {
   private staged?: StagedFile;
   private discarded = false;
 
-  constructor(codec: RepositoryCodec | undefined) {
+  /** `place`: the WAL file's place (walPlace()), where encrypted bytes are bound. */
+  constructor(codec: RepositoryCodec | undefined, place: Buffer) {
     if (codec && !codec.isIdentity) {
       this.copyChunks = codec.compression === 'none';
-      this.encoder = codec.encoder((bytes) => void this.parts.push(bytes));
+      this.encoder = codec.encoder((bytes) => void this.parts.push(bytes), place);
       this.encoder.catch((error: unknown) => (this.failure ??= { error }));
     }
   }

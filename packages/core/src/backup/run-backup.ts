@@ -118,7 +118,7 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
         manifest.pgBackupManifest = true;
       },
       storeFile: async (entry, content) => {
-        const stored = await writer.writeFile(content, entry.size ?? 0);
+        const stored = await writer.writeFile(content, entry.size ?? 0, entry.path);
         const file: ManifestFile = { path: entry.path, type: 'file', mode: entry.mode, mtime: entry.mtime, compression: 'none', encryption: 'none', ...stored };
         record(file);
         return file;

@@ -47,7 +47,7 @@ export async function ingestTar(
         source = [captured.get(path)!];
       }
       if (skip.has(path)) continue; // the reader skips what was not read
-      const stored = await writer.writeFile(source, header.size);
+      const stored = await writer.writeFile(source, header.size, path);
       onEntry({ ...base, type: 'file', ...stored });
     } else if (header.type === 'directory') {
       if (path) onEntry({ ...base, type: 'directory' });

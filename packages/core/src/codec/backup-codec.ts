@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { HarborError, errorMessage } from '../errors.js';
 import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
-import { DecryptionError } from './cipher.js';
+import { DecryptionError, objectPlace } from './cipher.js';
 import { DecodeBoundError, countDecoded } from './decode-bounds.js';
 import { storedObjectKey } from '../repository/stored-object.js';
 
@@ -18,12 +18,46 @@ export function isEncoded(file: ManifestFile): boolean {
 }
 
 /**
- * The original bytes of one stored file, streamed, and exactly as many as
- * the manifest's `size` (decode-bounds.ts: more fails as soon as it comes,
- * fewer at the end). Any decoding failure (a damaged frame, a chunk that
- * fails authentication, a truncated file) is reported naming the file.
+ * Where a file's encrypted bytes belong: the server, the backup that
+ * stored them (a reused file's bytes stay those of its first backup) and
+ * the file's path. Files of backups taken before objects were bound
+ * (format 1) still open; their integrity rests on the sealed manifest's sha256.
  */
-export async function* decodeFile(repository: Repository, file: ManifestFile, stored: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+export function filePlace(server: string, backupId: string, file: Pick<ManifestFile, 'path' | 'reference'>): { place: Buffer; legacy: boolean } {
+  return { place: objectPlace('file', server, file.reference ?? backupId, file.path), legacy: true };
+}
+
+/** A file entry with stored bytes that are not encrypted (empty files store none). */
+function storedInTheClear(file: ManifestFile): boolean {
+  return file.type === 'file' && (file.encryption ?? 'none') === 'none' && (file.bundle !== undefined || file.object !== undefined || file.size > 0);
+}
+
+function plaintextRefused(backupId: string, file: ManifestFile): HarborError {
+  return new HarborError(`backup ${backupId}: file ${file.path} is stored unencrypted in an encrypted repository: refused`, {
+    hint: 'pgharbor never stores plaintext in an encrypted repository: someone with write access changed it; restore another backup and check the repository',
+  });
+}
+
+/**
+ * In an encrypted repository, every file with stored bytes must be
+ * encrypted: a manifest entry saying `encryption: none` is refused before
+ * anything is written (restore) or read (verify).
+ */
+export function assertEncryptedFiles(repository: Repository, backup: BackupManifest): void {
+  if (!repository.codec.isEncrypted) return;
+  const clear = backup.files.find(storedInTheClear);
+  if (clear) throw plaintextRefused(backup.id, clear);
+}
+
+/**
+ * The original bytes of one stored file of backup `backupId`, streamed,
+ * and exactly as many as the manifest's `size` (decode-bounds.ts: more
+ * fails as soon as it comes, fewer at the end). Any decoding failure (a
+ * damaged frame, a chunk that fails authentication, a truncated file, an
+ * object from another place) is reported naming the file.
+ */
+export async function* decodeFile(repository: Repository, backupId: string, file: ManifestFile, stored: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  if (repository.codec.isEncrypted && storedInTheClear(file)) throw plaintextRefused(backupId, file);
   const expected = { bytes: file.size, exact: true };
   if (!isEncoded(file)) {
     try {
@@ -35,7 +69,7 @@ export async function* decodeFile(repository: Repository, file: ManifestFile, st
   }
   let decoded: AsyncIterable<Buffer>;
   try {
-    decoded = await repository.codec.decoder(stored, file, expected);
+    decoded = await repository.codec.decoder(stored, file, filePlace(repository.server, backupId, file), expected);
   } catch (error) {
     throw error instanceof HarborError ? error : damaged(file, error);
   }
@@ -67,6 +101,7 @@ function damaged(file: ManifestFile, error: unknown): HarborError {
  * not this backup fails here too, with a clear message.
  */
 export async function checkBackupReadable(repository: Repository, backup: BackupManifest): Promise<void> {
+  assertEncryptedFiles(repository, backup);
   const encrypted = backup.files.filter((f) => f.type === 'file' && (f.encryption ?? 'none') !== 'none' && (f.bundle !== undefined || f.object !== undefined));
   if (encrypted.length === 0) return;
   await repository.codec.key();
@@ -74,7 +109,7 @@ export async function checkBackupReadable(repository: Repository, backup: Backup
   const range = storedRange(repository, backup, probe)!;
   const hash = createHash('sha256');
   try {
-    for await (const chunk of decodeFile(repository, probe, await repository.storage.get(range.key, { offset: range.offset, length: range.length }))) hash.update(chunk);
+    for await (const chunk of decodeFile(repository, backup.id, probe, await repository.storage.get(range.key, { offset: range.offset, length: range.length }))) hash.update(chunk);
   } catch (error) {
     const reason = error instanceof HarborError && error.cause instanceof DecryptionError ? error.cause.message : errorMessage(error);
     throw new HarborError(`backup ${backup.id} cannot be decrypted with the configured key: ${probe.path}: ${reason}`, {

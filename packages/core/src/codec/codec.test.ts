@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { Encoder, decodeStream, encodeBuffer, FRAME_SIZE } from './stream-codec.js';
 import { loadCompressor } from './compressors.js';
-import { HEADER_SIZE, Sealer, TAG_SIZE, Unsealer, sealedSize } from './cipher.js';
+import { HEADER_SIZE, Sealer, TAG_SIZE, Unsealer, objectPlace, sealedSize } from './cipher.js';
 import { FrameSplitter } from './frames.js';
 import { resolveCodecSettings } from './codec-settings.js';
 import { decodeLz4Frame } from './lz4-decode.js';
@@ -32,6 +32,8 @@ async function collect(source: AsyncIterable<Buffer>): Promise<Buffer> {
 }
 
 const key = randomBytes(32);
+const place = objectPlace('file', 'pg', '20261125T000000', 'base/5/1259');
+const seal = { key, place };
 
 describe('stream codec', () => {
   const data = sample(3 * FRAME_SIZE + 12345);
@@ -40,13 +42,13 @@ describe('stream codec', () => {
       it(`round-trips ${compression}${encrypted ? ' + aes-256-gcm' : ''} through odd chunk sizes`, async () => {
         const stored: Buffer[] = [];
         const compressor = compression === 'none' ? undefined : await loadCompressor(compression);
-        const encoder = new Encoder(compressor, undefined, encrypted ? key : undefined, (b) => void stored.push(Buffer.from(b)));
+        const encoder = new Encoder(compressor, undefined, encrypted ? seal : undefined, (b) => void stored.push(Buffer.from(b)));
         for await (const chunk of chunked(data, 70_001)) await encoder.push(chunk);
         await encoder.end();
         const bytes = Buffer.concat(stored);
         if (compression !== 'none') expect(bytes.length).toBeLessThan(data.length);
         if (encrypted && compression === 'none') expect(bytes.length).toBe(sealedSize(data.length));
-        const back = await collect(decodeStream(chunked(bytes, 33_333), compression, encrypted ? key : undefined));
+        const back = await collect(decodeStream(chunked(bytes, 33_333), compression, encrypted ? seal : undefined));
         expect(createHash('sha256').update(back).digest('hex')).toBe(createHash('sha256').update(data).digest('hex'));
       });
     }
@@ -110,11 +112,11 @@ describe('lz4 decoder', () => {
 describe('chunked AES-256-GCM', () => {
   const plain = sample(5 * 256 * 1024 + 77);
   const seal = (data: Buffer) => {
-    const sealer = new Sealer(key);
+    const sealer = new Sealer({ key, place });
     return Buffer.concat([...sealer.push(data), ...sealer.end()]);
   };
-  const open = (data: Buffer, k = key) => {
-    const unsealer = new Unsealer(k);
+  const open = (data: Buffer, k = key, at = place, legacy = false) => {
+    const unsealer = new Unsealer({ key: k, place: at, legacy });
     return Buffer.concat([...unsealer.push(data), ...unsealer.end()]);
   };
   const chunk = 256 * 1024 + TAG_SIZE;
@@ -147,6 +149,25 @@ describe('chunked AES-256-GCM', () => {
     expect(() => open(header)).toThrow(/chunk 0 failed authentication/);
     expect(() => open(sealed, randomBytes(32))).toThrow(/another key/);
     expect(() => open(sealed.subarray(0, 10))).toThrow(/truncated/);
+  });
+
+  it('binds an object to its place: another path, backup or kind fails authentication', () => {
+    const sealed = seal(plain);
+    expect(open(sealed).equals(plain)).toBe(true);
+    expect(() => open(sealed, key, objectPlace('file', 'pg', '20261125T000000', 'pg_hba.conf'))).toThrow(/chunk 0 failed authentication: .*belongs to another place/);
+    expect(() => open(sealed, key, objectPlace('file', 'pg', '20261126T000000', 'base/5/1259'))).toThrow(/chunk 0 failed authentication/);
+    expect(() => open(sealed, key, objectPlace('wal', 'pg', '20261125T000000', 'base/5/1259'))).toThrow(/chunk 0 failed authentication/);
+  });
+
+  it('opens format 1 objects (no place) only where the reader allows them', () => {
+    // A version 1 object as earlier pgharbor wrote it: header version 1, key from "pgharbor object v1", AAD the header alone.
+    const salt = randomBytes(16);
+    const header = Buffer.concat([Buffer.from('PGHE'), Buffer.from([1, 1, 18, 0]), createHmac('sha256', key).update('pgharbor key id').digest().subarray(0, 8), salt]);
+    const cipher = createCipheriv('aes-256-gcm', Buffer.from(hkdfSync('sha256', key, salt, 'pgharbor object v1', 32)), Buffer.from([0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]));
+    cipher.setAAD(header);
+    const v1 = Buffer.concat([header, cipher.update(plain.subarray(0, 1000)), cipher.final(), cipher.getAuthTag()]);
+    expect(open(v1, key, place, true).equals(plain.subarray(0, 1000))).toBe(true);
+    expect(() => open(v1)).toThrow(/format version 1 .* only version 2 is accepted/);
   });
 });
 

@@ -31,6 +31,15 @@ export interface KeyFile {
 /** scrypt N = 2^15, r = 8, p = 1: 32 MiB and about 0.1 s here, per command that needs the key. */
 export const SCRYPT_PARAMS = { N: 2 ** 15, r: 8, p: 1 };
 
+/**
+ * What a repository's encryption.json may ask of scrypt. The parameters
+ * come from the repository, which someone else may write: unbounded, N =
+ * 2^30 asks for 128 GiB before the passphrase is even tried. 128·N·r is
+ * the memory scrypt needs (256 MiB at most here), 128·N·r·p its work.
+ */
+export const SCRYPT_LIMITS = { minN: 2 ** 10, maxN: 2 ** 20, maxR: 32, maxP: 16, maxMemory: 256 * 1024 * 1024, maxWork: 1024 * 1024 * 1024 };
+const SALT_BYTES = { min: 16, max: 64 };
+
 export interface DataKey {
   key: Buffer;
   keyId: Buffer;
@@ -79,7 +88,7 @@ export function parseKey(secret: KeySecret): Buffer {
 export async function openDataKey(storage: StorageDriver, server: string, secret: KeySecret, create: boolean): Promise<DataKey> {
   const where = `${storage.location} (server ${server})`;
   const key = keyFileKey(server);
-  let file = (await storage.stat(key)) ? await getJson<KeyFile>(storage, key) : undefined;
+  let file = (await storage.stat(key)) ? await readKeyFile(storage, key, where) : undefined;
   if (!file) {
     if (!create) {
       throw new HarborError(`${where} has no encryption key (${key} is missing)`, {
@@ -91,19 +100,85 @@ export async function openDataKey(storage: StorageDriver, server: string, secret
   if (file.format !== 'pgharbor-encryption' || file.version !== 1 || file.cipher !== 'aes-256-gcm') {
     throw new HarborError(`${where}: ${key} has an unknown format (${file.format} ${file.version} ${file.cipher})`, { hint: 'a newer pgharbor wrote it; upgrade pgharbor' });
   }
+  const wrapped = checkKeyFile(file, server, `${where}: ${key}`);
   const kek = await kekOf(secret, file.kdf, where);
-  const decipher = createDecipheriv('aes-256-gcm', kek, Buffer.from(file.wrappedKey.nonce, 'base64'));
+  // authTagLength: without it GCM accepts a tag cut down to 4 bytes, and checks only those.
+  const decipher = createDecipheriv('aes-256-gcm', kek, wrapped.nonce, { authTagLength: WRAP_TAG_BYTES });
   decipher.setAAD(wrapAad(server));
-  decipher.setAuthTag(Buffer.from(file.wrappedKey.tag, 'base64'));
+  decipher.setAuthTag(wrapped.tag);
   let dataKey: Buffer;
   try {
-    dataKey = Buffer.concat([decipher.update(Buffer.from(file.wrappedKey.ciphertext, 'base64')), decipher.final()]);
+    dataKey = Buffer.concat([decipher.update(wrapped.ciphertext), decipher.final()]);
   } catch {
     throw new HarborError(`wrong encryption ${secret.kind === 'passphrase' ? 'passphrase' : 'key'} for ${where}: it does not open ${key}`, {
       hint: `check ${secret.source}; nothing was read or written`,
     });
   }
-  return { key: dataKey, keyId: keyIdOf(dataKey) };
+  const keyId = keyIdOf(dataKey);
+  if (keyId.toString('hex') !== file.keyId) throw tampered(`${where}: ${key}`, `its keyId ${file.keyId} is not the id of the key it holds (${keyId.toString('hex')})`);
+  return { key: dataKey, keyId };
+}
+
+const WRAP_TAG_BYTES = 16;
+
+function tampered(where: string, what: string): HarborError {
+  return new HarborError(`${where} is not a valid pgharbor key file: ${what}`, {
+    hint: 'it was modified (or damaged); put back the copy of encryption.json you kept, nothing was read or written',
+  });
+}
+
+/**
+ * Everything in encryption.json is checked before it is used: scrypt's
+ * parameters within SCRYPT_LIMITS, exact sizes for the salt, nonce, wrapped
+ * key and tag, the server it belongs to. A tampered file fails here, fast,
+ * with a message, instead of in scrypt or OpenSSL.
+ */
+function checkKeyFile(file: KeyFile, server: string, where: string): { nonce: Buffer; ciphertext: Buffer; tag: Buffer } {
+  if (file.server !== server) throw tampered(where, `it belongs to server "${String(file.server)}"`);
+  if (typeof file.keyId !== 'string' || !/^[0-9a-f]{16}$/.test(file.keyId)) throw tampered(where, 'keyId is not 16 hex digits');
+  const kdf = file.kdf as Record<string, unknown> | undefined;
+  if (!kdf || typeof kdf !== 'object') throw tampered(where, 'kdf is missing');
+  if (kdf.name === 'scrypt') {
+    const { N, r, p } = kdf as { N: unknown; r: unknown; p: unknown };
+    const L = SCRYPT_LIMITS;
+    if (!isInt(N) || N < L.minN || N > L.maxN || (N & (N - 1)) !== 0) throw tampered(where, `scrypt N ${String(N)} is not a power of two from 2^10 to 2^20`);
+    if (!isInt(r) || r < 1 || r > L.maxR) throw tampered(where, `scrypt r ${String(r)} is not from 1 to ${L.maxR}`);
+    if (!isInt(p) || p < 1 || p > L.maxP) throw tampered(where, `scrypt p ${String(p)} is not from 1 to ${L.maxP}`);
+    if (128 * N * r > L.maxMemory || 128 * N * r * p > L.maxWork) throw tampered(where, `scrypt N=${N} r=${r} p=${p} needs more than ${L.maxMemory / 2 ** 20} MiB or too much work`);
+    const salt = base64Of(kdf.salt);
+    if (!salt || salt.length < SALT_BYTES.min || salt.length > SALT_BYTES.max) throw tampered(where, `the scrypt salt is not ${SALT_BYTES.min} to ${SALT_BYTES.max} bytes of base64`);
+  } else if (kdf.name !== 'key-file') {
+    throw tampered(where, `unknown kdf "${String(kdf.name)}"`);
+  }
+  const wrapped = (file.wrappedKey ?? {}) as Record<string, unknown>;
+  const nonce = base64Of(wrapped.nonce);
+  const ciphertext = base64Of(wrapped.ciphertext);
+  const tag = base64Of(wrapped.tag);
+  if (nonce?.length !== 12) throw tampered(where, 'the wrapped key\'s nonce is not 12 bytes');
+  if (ciphertext?.length !== 32) throw tampered(where, 'the wrapped key is not 32 bytes');
+  if (tag?.length !== WRAP_TAG_BYTES) throw tampered(where, `the wrapped key's GCM tag is not ${WRAP_TAG_BYTES} bytes`);
+  return { nonce, ciphertext, tag };
+}
+
+function isInt(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value);
+}
+
+/** Strict base64 (Buffer.from ignores what it cannot read). */
+function base64Of(value: unknown): Buffer | undefined {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value) || value.length % 4 !== 0) return undefined;
+  return Buffer.from(value, 'base64');
+}
+
+async function readKeyFile(storage: StorageDriver, key: string, where: string): Promise<KeyFile> {
+  try {
+    const file = await getJson<KeyFile>(storage, key);
+    if (!file || typeof file !== 'object') throw new Error('not a JSON object');
+    return file;
+  } catch (error) {
+    if (error instanceof SyntaxError || (error as Error).message === 'not a JSON object') throw tampered(`${where}: ${key}`, 'it is not JSON');
+    throw error;
+  }
 }
 
 async function createKeyFile(storage: StorageDriver, server: string, secret: KeySecret): Promise<KeyFile> {
@@ -129,6 +204,6 @@ async function createKeyFile(storage: StorageDriver, server: string, secret: Key
     return file;
   } catch (error) {
     if ((error as Error).name !== 'StorageConflictError') throw error;
-    return getJson<KeyFile>(storage, keyFileKey(server)); // another process made it first: use theirs
+    return readKeyFile(storage, keyFileKey(server), storage.location); // another process made it first: use theirs
   }
 }

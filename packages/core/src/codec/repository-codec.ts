@@ -7,6 +7,14 @@ import { loadCompressor, type BlockCompressor } from './compressors.js';
 import { keyFileKey, openDataKey, type DataKey, type KeySecret } from './keyring.js';
 import { decodeStream, Encoder } from './stream-codec.js';
 import { countDecoded, type ExpectedSize } from './decode-bounds.js';
+import type { ObjectSeal } from './cipher.js';
+
+/** Where a stored object belongs (objectPlace()), and whether format 1 objects (unbound) are accepted there. */
+export interface StoredPlace {
+  place: Buffer;
+  legacy: boolean;
+  onVersion?: (version: number) => void;
+}
 
 export interface StoredEncoding {
   compression?: string;
@@ -21,6 +29,7 @@ export interface StoredEncoding {
 export class RepositoryCodec {
   private dataKey?: Promise<DataKey>;
   private writeCheck?: Promise<DataKey | undefined>;
+  private plainCheck?: Promise<void>;
 
   constructor(
     readonly settings: CodecSettings,
@@ -43,6 +52,16 @@ export class RepositoryCodec {
     return this.settings.encryption ? 'aes-256-gcm' : 'none';
   }
 
+  /**
+   * The config encrypts this repository: then everything read from it
+   * must be authenticated with its key (manifests sealed, files and WAL
+   * encrypted and bound to their place), and anything stored in the clear
+   * is refused.
+   */
+  get isEncrypted(): boolean {
+    return Boolean(this.settings.encryption);
+  }
+
   /** Stores bytes exactly as given. */
   get isIdentity(): boolean {
     return this.settings.compression === 'none' && !this.settings.encryption;
@@ -61,7 +80,10 @@ export class RepositoryCodec {
    */
   prepareWrite(): Promise<DataKey | undefined> {
     this.writeCheck ??= (async () => {
-      if (this.settings.encryption) return this.key(true);
+      if (this.settings.encryption) {
+        if (!(await this.storage.stat(keyFileKey(this.server)))) await this.refuseEncryptingPlainData();
+        return this.key(true);
+      }
       if (await this.storage.stat(keyFileKey(this.server))) {
         throw new HarborError(`${this.storage.location} holds encrypted data of server ${this.server}, but ${this.where} has no encryption settings`, {
           hint: `add encryption: { passphrase: ... } (or key) to ${this.where}; pgharbor does not mix plaintext into an encrypted repository`,
@@ -71,6 +93,49 @@ export class RepositoryCodec {
     })();
     this.writeCheck.catch(() => (this.writeCheck = undefined));
     return this.writeCheck;
+  }
+
+  /**
+   * Before the first encrypted write makes encryption.json: a repository
+   * that already holds backups or WAL of the server without one holds them
+   * unencrypted, and an encrypted repository serves nothing unencrypted
+   * (those backups would all be refused). Checked once, when the key is made.
+   */
+  private async refuseEncryptingPlainData(): Promise<void> {
+    for (const prefix of [`${this.server}/backups/`, `${this.server}/wal/`]) {
+      for await (const object of this.storage.list(prefix)) {
+        if (!object) continue;
+        throw new HarborError(`${this.where} has encryption settings, but ${this.storage.location} already holds unencrypted backups or WAL of server ${this.server} (${object.key}) and no encryption key`, {
+          hint: `give the encrypted repository a new path (or prefix), or remove the encryption settings from ${this.where}; an encrypted repository serves nothing stored unencrypted`,
+          exitCode: 2,
+        });
+      }
+    }
+  }
+
+  /**
+   * Before reading a repository the config does not encrypt: one that holds
+   * an encryption key for the server is an encrypted repository, and reading
+   * it without the key would take whatever plaintext someone put there.
+   */
+  assertPlainRepository(): Promise<void> {
+    if (this.settings.encryption) return Promise.resolve();
+    this.plainCheck ??= (async () => {
+      if (await this.storage.stat(keyFileKey(this.server))) {
+        throw new HarborError(`${this.storage.location} is an encrypted repository of server ${this.server} (it holds ${keyFileKey(this.server)}), but ${this.where} has no encryption settings`, {
+          hint: `add encryption: { passphrase: ... } (or key: ...) to ${this.where} with the secret it was written with; pgharbor reads nothing unauthenticated from an encrypted repository`,
+          exitCode: 2,
+        });
+      }
+    })();
+    this.plainCheck.catch(() => (this.plainCheck = undefined));
+    return this.plainCheck;
+  }
+
+  /** The data key and an object's place, to seal or open it. */
+  async seal(at: StoredPlace | Buffer): Promise<ObjectSeal> {
+    const { key } = await this.key();
+    return Buffer.isBuffer(at) ? { key, place: at } : { key, place: at.place, legacy: at.legacy, onVersion: at.onVersion };
   }
 
   /** The data key, to read encrypted objects (or to write, create = true). */
@@ -101,25 +166,34 @@ export class RepositoryCodec {
     return { kind, value, source: `${what} (${describeRef(ref)})` };
   }
 
-  /** An encoder for one object with the current settings, or undefined when bytes are stored as they are. */
-  async encoder(emit: (bytes: Buffer) => Promise<void> | void): Promise<Encoder | undefined> {
+  /**
+   * An encoder for one object with the current settings, or undefined when
+   * bytes are stored as they are. `place` (objectPlace()) is where the
+   * object belongs; encrypted, it is bound there.
+   */
+  async encoder(emit: (bytes: Buffer) => Promise<void> | void, place: Buffer): Promise<Encoder | undefined> {
     if (this.isIdentity) {
       await this.prepareWrite();
       return undefined;
     }
     const key = await this.prepareWrite();
     const compressor: BlockCompressor | undefined = this.compression === 'none' ? undefined : await loadCompressor(this.compression);
-    return new Encoder(compressor, this.settings.level, key?.key, emit);
+    return new Encoder(compressor, this.settings.level, key && { key: key.key, place }, emit);
   }
 
-  /** The original bytes of a stored object, whatever settings it was written with, and no more than `expected` (decode-bounds.ts). */
-  async decoder(source: AsyncIterable<Buffer>, stored: StoredEncoding, expected?: ExpectedSize): Promise<AsyncIterable<Buffer>> {
+  /**
+   * The original bytes of a stored object, whatever settings it was written
+   * with, and no more than `expected` (decode-bounds.ts). An encrypted
+   * object must open at `at` (its place); in an encrypted repository an
+   * object stored in the clear is refused.
+   */
+  async decoder(source: AsyncIterable<Buffer>, stored: StoredEncoding, at: StoredPlace, expected?: ExpectedSize): Promise<AsyncIterable<Buffer>> {
     const compression = stored.compression ?? 'none';
     const encryption = stored.encryption ?? 'none';
+    if (encryption === 'none' && this.isEncrypted) throw new HarborError('stored unencrypted in an encrypted repository: refused', { hint: 'pgharbor never writes plaintext into an encrypted repository; someone else put it there' });
     if (compression === 'none' && encryption === 'none') return countDecoded(source, expected);
     if (encryption !== 'none' && encryption !== 'aes-256-gcm') throw new HarborError(`unknown encryption "${encryption}"`, { hint: 'a newer pgharbor wrote it; upgrade pgharbor' });
-    const key = encryption === 'none' ? undefined : (await this.key()).key;
-    return decodeStream(source, compression, key, expected);
+    return decodeStream(source, compression, encryption === 'none' ? undefined : await this.seal(at), expected);
   }
 }
 

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { BlockCompressor } from './compressors.js';
 import { loadCompressor } from './compressors.js';
-import { Sealer, Unsealer } from './cipher.js';
+import { Sealer, unsealStream, type ObjectSeal } from './cipher.js';
 import { FrameSplitter } from './frames.js';
 import type { CompressionAlgorithm } from './codec-settings.js';
 import { FRAME_SIZE, countDecoded, type ExpectedSize } from './decode-bounds.js';
@@ -46,10 +46,11 @@ export class Encoder {
   constructor(
     private readonly compressor: BlockCompressor | undefined,
     private readonly level: number | undefined,
-    dataKey: Buffer | undefined,
+    /** The data key and the object's place, when encrypting. */
+    seal: ObjectSeal | undefined,
     private readonly emit: (bytes: Buffer) => Promise<void> | void,
   ) {
-    if (dataKey) this.sealer = new Sealer(dataKey);
+    if (seal) this.sealer = new Sealer(seal);
   }
 
   async push(chunk: Buffer): Promise<void> {
@@ -112,10 +113,10 @@ export class Encoder {
 }
 
 /** Encode a whole buffer (a WAL file): what `Encoder` would store for it. */
-export async function encodeBuffer(content: Buffer, compression: CompressionAlgorithm, level: number | undefined, dataKey: Buffer | undefined): Promise<Buffer> {
-  if (compression === 'none' && !dataKey) return content;
+export async function encodeBuffer(content: Buffer, compression: CompressionAlgorithm, level: number | undefined, seal: ObjectSeal | undefined): Promise<Buffer> {
+  if (compression === 'none' && !seal) return content;
   const out: Buffer[] = [];
-  const encoder = new Encoder(compression === 'none' ? undefined : await loadCompressor(compression), level, dataKey, (bytes) => void out.push(bytes));
+  const encoder = new Encoder(compression === 'none' ? undefined : await loadCompressor(compression), level, seal, (bytes) => void out.push(bytes));
   await encoder.push(content);
   await encoder.end();
   return Buffer.concat(out);
@@ -123,12 +124,13 @@ export async function encodeBuffer(content: Buffer, compression: CompressionAlgo
 
 /**
  * The original bytes of a stored object, streamed: decrypt (when
- * encrypted), then decompress, each frame to at most FRAME_SIZE bytes and
- * the whole to what is `expected` (decode-bounds.ts): a forged object fails
- * as soon as it goes past, having cost no more memory than a real one.
+ * encrypted, at its place), then decompress, each frame to at most
+ * FRAME_SIZE bytes and the whole to what is `expected` (decode-bounds.ts):
+ * a forged object fails as soon as it goes past, having cost no more
+ * memory than a real one.
  */
-export function decodeStream(source: AsyncIterable<Buffer>, compression: string, dataKey: Buffer | undefined, expected?: ExpectedSize): AsyncGenerator<Buffer> {
-  const plain = dataKey ? unseal(source, dataKey) : source;
+export function decodeStream(source: AsyncIterable<Buffer>, compression: string, seal: ObjectSeal | undefined, expected?: ExpectedSize): AsyncGenerator<Buffer> {
+  const plain = seal ? unsealStream(source, seal) : source;
   return countDecoded(decompressStream(plain, compression), expected);
 }
 
@@ -165,12 +167,6 @@ async function* decompressStream(plain: AsyncIterable<Buffer>, compression: stri
   }
   splitter.end();
   while (queue.length) yield await queue.shift()!;
-}
-
-async function* unseal(source: AsyncIterable<Buffer>, dataKey: Buffer): AsyncGenerator<Buffer> {
-  const unsealer = new Unsealer(dataKey);
-  for await (const chunk of source) yield* unsealer.push(chunk);
-  yield* unsealer.end();
 }
 
 async function* gunzipStream(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {

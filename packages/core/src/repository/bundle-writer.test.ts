@@ -32,7 +32,7 @@ describe('BundleWriter', () => {
   it('abort before the store reads the bundle: the put fails, the process does not (no unheard stream error)', async () => {
     const store = slowStore();
     const writer = new BundleWriter(new Repository(store, 'pg', 1, 'repo1'), '20261125T000000');
-    await writer.writeFile([Buffer.from('some bytes')]);
+    await writer.writeFile([Buffer.from('some bytes')], 0, 'base/1/1');
     let crashed: unknown;
     const onUncaught = (error: unknown) => (crashed = error);
     process.once('uncaughtException', onUncaught);
@@ -42,7 +42,7 @@ describe('BundleWriter', () => {
       await new Promise((resolve) => setTimeout(resolve, 100)); // past the store's delay
       expect(crashed).toBeUndefined();
       expect(store.puts).toEqual(['pg/backups/20261125T000000/bundle-000001.dat']);
-      await expect(writer.writeFile([Buffer.from('more')])).rejects.toThrow('disk on fire');
+      await expect(writer.writeFile([Buffer.from('more')], 0, 'base/1/2')).rejects.toThrow('disk on fire');
     } finally {
       process.off('uncaughtException', onUncaught);
     }

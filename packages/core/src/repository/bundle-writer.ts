@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { Repository } from './repository.js';
 import type { BundleInfo } from './manifest.js';
+import { filePlace } from '../codec/backup-codec.js';
 
 /** Where one file's bytes ended up. */
 export interface StoredFile {
@@ -57,11 +58,12 @@ export class BundleWriter {
    * Stream one file into the current bundle, hashing it on the way. A file
    * of half the bundle size or more (`sizeHint`, from the tar header) gets a
    * bundle of its own, so that a restore's workers can share the rest.
+   * `path` is the file's path in the manifest: encrypted bytes are bound to it.
    */
-  async writeFile(source: AsyncIterable<Buffer> | Buffer[], sizeHint = 0): Promise<StoredFile> {
+  async writeFile(source: AsyncIterable<Buffer> | Buffer[], sizeHint: number, path: string): Promise<StoredFile> {
     const big = sizeHint >= this.targetSize / 2;
     if (big) await this.closeCurrent();
-    const stored = this.repository.codec.isIdentity ? await this.writePlain(source) : await this.writeEncoded(source);
+    const stored = this.repository.codec.isIdentity ? await this.writePlain(source) : await this.writeEncoded(source, path);
     if (big || (this.current && this.current.size >= this.targetSize)) await this.closeCurrent();
     return stored;
   }
@@ -96,7 +98,7 @@ export class BundleWriter {
    * of frames (docs/encryption.md) at `offset`, `storedSize` bytes long, so
    * a ranged read of the bundle still yields exactly one file.
    */
-  private async writeEncoded(source: AsyncIterable<Buffer> | Buffer[]): Promise<StoredFile> {
+  private async writeEncoded(source: AsyncIterable<Buffer> | Buffer[], path: string): Promise<StoredFile> {
     const codec = this.repository.codec;
     const hash = createHash('sha256');
     let bundle: OpenBundle | undefined;
@@ -116,7 +118,7 @@ export class BundleWriter {
     let encoder: Awaited<ReturnType<typeof codec.encoder>>;
     for await (const chunk of source) {
       if (chunk.length === 0) continue;
-      encoder ??= await codec.encoder(emit);
+      encoder ??= await codec.encoder(emit, filePlace(this.repository.server, this.backupId, { path }).place);
       hash.update(chunk);
       size += chunk.length;
       await encoder!.push(chunk);

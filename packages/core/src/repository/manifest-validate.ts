@@ -20,9 +20,13 @@ export class InvalidManifestError extends HarborError {
     readonly where: string,
     readonly entry: string | undefined,
     readonly reason: string,
+    /** The message and hint, when the refusal says more than "invalid" (manifest-codec.ts: not authenticated, damaged). */
+    worded?: { message: string; hint: string },
   ) {
-    super(`manifest of backup ${backupId} in ${where} is invalid: ${entry !== undefined ? `entry ${JSON.stringify(entry)}: ` : ''}${reason}`, {
-      hint: 'pgharbor did not write this manifest (or it is damaged) and will not use it; nothing was written. Check who can write the repository, and use another backup (pgharbor list-backups)',
+    super(worded?.message ?? `manifest of backup ${backupId} in ${where} is invalid: ${entry !== undefined ? `entry ${JSON.stringify(entry)}: ` : ''}${reason}`, {
+      hint:
+        worded?.hint ??
+        'pgharbor did not write this manifest (or it is damaged) and will not use it; nothing was written. Check who can write the repository, and use another backup (pgharbor list-backups)',
     });
     this.name = 'InvalidManifestError';
   }

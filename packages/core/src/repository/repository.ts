@@ -1,14 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { HarborError } from '../errors.js';
 import type { StorageDriver } from '../storage/storage-driver.js';
-import { getJson, putJson } from '../storage/storage-io.js';
-import { pgMajor, type ServerIdentity } from './server-identity.js';
+import { getJson, putJson, readAll } from '../storage/storage-io.js';
+import { identityMacMatches, pgMajor, signIdentity, type ReadIdentity, type ServerIdentity } from './server-identity.js';
 import { compareBackupIds, type BackupManifest } from './manifest.js';
 import { RepositoryCodec } from '../codec/repository-codec.js';
 import { pauseForTest } from '../testing-pause.js';
 import type { DeletionMarker } from './deletion-marker.js';
 import { isBackupId } from './backup-id.js';
 import { InvalidManifestError, readValidManifest } from './manifest-validate.js';
+import { decodeManifest, encodeManifest } from './manifest-codec.js';
 
 /**
  * One server's part of one repository. The layout (relative to the
@@ -84,7 +85,12 @@ export class Repository {
     return `${this.server}/identity.json`;
   }
 
-  async readIdentity(): Promise<ServerIdentity | undefined> {
+  async readIdentity(): Promise<ReadIdentity | undefined> {
+    const identity = await this.readIdentityFile();
+    return identity && this.authenticateIdentity(identity);
+  }
+
+  private async readIdentityFile(): Promise<ServerIdentity | undefined> {
     const local = this.storage.localPath?.(this.identityKey());
     if (local) {
       // A plain local file (posix): one read of a few bytes, no stream. archive-push waits for it
@@ -102,6 +108,31 @@ export class Repository {
   }
 
   /**
+   * In an encrypted repository identity.json carries a MAC made with the
+   * data key: a wrong one is refused. One without a MAC (an earlier
+   * pgharbor's) is returned as not authenticated: checkIdentity signs it
+   * once the cluster in hand matches it, and refuses it otherwise.
+   */
+  private async authenticateIdentity(identity: ServerIdentity): Promise<ReadIdentity> {
+    if (!this.codec.isEncrypted) return identity;
+    if (identity.mac === undefined) return { ...identity, authenticated: false };
+    const { key } = await this.codec.key();
+    if (!identityMacMatches(key, this.server, identity)) {
+      throw new HarborError(`the server identity ${this.identityKey()} in ${this.location} failed authentication: it was changed without the repository's key`, {
+        hint: `someone with write access to the repository modified it; put back the original (system identifier and version of server ${this.server}) or remove it, then run pgharbor check ${this.server}`,
+      });
+    }
+    return { ...identity, authenticated: true };
+  }
+
+  private async writeIdentity(identity: ServerIdentity, ifNotExists: boolean): Promise<ServerIdentity> {
+    const key = this.codec.isEncrypted ? await this.codec.prepareWrite() : undefined;
+    const stored = key ? signIdentity(key.key, this.server, identity) : identity;
+    await putJson(this.storage, this.identityKey(), stored, ifNotExists);
+    return stored;
+  }
+
+  /**
    * Check that the cluster matches what this repository already holds for
    * the server, and record it on first contact.
    */
@@ -110,31 +141,34 @@ export class Repository {
     if (!known) {
       const identity: ServerIdentity = { systemIdentifier, pgVersion, createdAt: new Date().toISOString() };
       try {
-        await putJson(this.storage, this.identityKey(), identity, true);
-        return identity;
+        return await this.writeIdentity(identity, true);
       } catch (error) {
         if ((error as Error).name !== 'StorageConflictError') throw error;
         return this.checkIdentity(systemIdentifier, pgVersion); // another process created it first: compare with theirs
       }
     }
+    const unsigned = known.authenticated === false ? ' (in an identity.json without a MAC: written by an earlier pgharbor, or by someone else)' : '';
     if (known.systemIdentifier !== systemIdentifier) {
       throw new HarborError(
-        `server ${this.server}: system identifier ${systemIdentifier} does not match ${known.systemIdentifier} stored in ${this.location}`,
+        `server ${this.server}: system identifier ${systemIdentifier} does not match ${known.systemIdentifier} stored in ${this.location}${unsigned}`,
         { hint: 'the conninfo points at a different cluster than the one this repository backs up; fix conninfo, or give the new cluster its own server name' },
       );
     }
     if (pgMajor(known.pgVersion) !== pgMajor(pgVersion)) {
       throw new HarborError(
-        `server ${this.server}: PostgreSQL ${pgMajor(pgVersion)} does not match version ${pgMajor(known.pgVersion)} stored in ${this.location}`,
+        `server ${this.server}: PostgreSQL ${pgMajor(pgVersion)} does not match version ${pgMajor(known.pgVersion)} stored in ${this.location}${unsigned}`,
         { hint: 'after a major upgrade, back up under a new server name' },
       );
     }
+    // An earlier pgharbor's identity.json, and it names this very cluster: sign it (once).
+    if (known.authenticated === false) return this.writeIdentity(known, false);
     return known;
   }
 
+  /** Sealed in an encrypted repository, checksummed in a plain one (manifest-codec.ts). */
   async writeManifest(manifest: BackupManifest): Promise<void> {
     const { deleting: _transient, ...stored } = manifest; // read from the marker, never stored
-    await putJson(this.storage, this.manifestKey(manifest.id), stored);
+    await this.storage.put(this.manifestKey(manifest.id), await encodeManifest(this, stored as BackupManifest));
   }
 
   async readManifest(id: string): Promise<BackupManifest | undefined> {
@@ -143,9 +177,20 @@ export class Repository {
     return manifest;
   }
 
-  private async readStoredManifest(id: string): Promise<BackupManifest | undefined> {
+  /** The stored bytes of a manifest, as they are (undefined: none). */
+  async readManifestBytes(id: string): Promise<Buffer | undefined> {
     if (!(await this.storage.stat(this.manifestKey(id)))) return undefined;
-    return readValidManifest(() => getJson<unknown>(this.storage, this.manifestKey(id)), await this.manifestPlace(id));
+    return readAll(await this.storage.get(this.manifestKey(id)));
+  }
+
+  /**
+   * A backup's manifest, authenticated (encrypted repository: manifest-codec.ts)
+   * or checked against its checksum (plain), then validated (manifest-validate.ts).
+   */
+  private async readStoredManifest(id: string): Promise<BackupManifest | undefined> {
+    const bytes = await this.readManifestBytes(id);
+    if (!bytes) return undefined;
+    return readValidManifest(() => decodeManifest(this, id, bytes), await this.manifestPlace(id));
   }
 
   async readDeletionMarker(id: string): Promise<DeletionMarker | undefined> {

@@ -140,7 +140,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     const queue = [...bundles.values()].sort((a, b) => storedBytes(b) - storedBytes(a));
     const workers = Array.from({ length: Math.min(jobs, queue.length) }, async () => {
       for (let group = queue.shift(); group; group = queue.shift()) {
-        await restoreBundle(repository, group, writeTarget, (file) => {
+        await restoreBundle(repository, backup.id, group, writeTarget, (file) => {
           progress(file.size);
           harbor.hooks.recovery.fileRestored.call(event, file);
         });
@@ -168,7 +168,7 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
     });
     await harbor.hooks.recovery.configWritten.promise(event, recovery.settings);
     if (controlFile) {
-      await restoreBundle(repository, { key: storedObjectKey(repository, backup.id, controlFile), files: [controlFile] }, writeTarget, (file) => progress(file.size));
+      await restoreBundle(repository, backup.id, { key: storedObjectKey(repository, backup.id, controlFile), files: [controlFile] }, writeTarget, (file) => progress(file.size));
     }
     if (plan) await finishDelta(destination);
     await syncFilesystems(destination, [...tablespaceDirs.values()]);
@@ -282,6 +282,7 @@ function storedBytes(group: BundleGroup): number {
 /** Read one bundle front to back and write each of its files, verifying checksums. */
 async function restoreBundle(
   repository: Repository,
+  backupId: string,
   group: BundleGroup,
   targetOf: (file: ManifestFile) => string,
   onFile: (file: ManifestFile) => void,
@@ -307,7 +308,7 @@ async function restoreBundle(
     let position = first;
     for (const file of group.files) {
       if (file.offset! > position) await reader.skip(file.offset! - position);
-      await writeFile(targetOf(file), file, decodeFile(repository, file, reader.take(file.storedSize ?? file.size)));
+      await writeFile(targetOf(file), file, decodeFile(repository, backupId, file, reader.take(file.storedSize ?? file.size)));
       position = file.offset! + (file.storedSize ?? file.size);
       onFile(file);
     }

@@ -137,7 +137,7 @@ async function verifyBackup(
     await Promise.all(
       Array.from({ length: Math.min(jobs, queue.length) }, async () => {
         for (let group = queue.shift(); group; group = queue.shift()) {
-          await verifyGroup(repository, group, problems, copy, (file, stored) => {
+          await verifyGroup(repository, backup.id, group, problems, copy, (file, stored) => {
             result.bytes += file.size;
             result.storedBytes += stored;
             progress(file.size);
@@ -194,6 +194,7 @@ const EMPTY_SHA256 = createHash('sha256').digest('hex');
 
 async function verifyGroup(
   repository: Repository,
+  backupId: string,
   group: Group,
   problems: VerifyProblem[],
   copy: ContainedTree | undefined,
@@ -240,7 +241,7 @@ async function verifyGroup(
       let handle: fs.FileHandle | undefined;
       try {
         if (copy) handle = await openCopy(copy, file);
-        for await (const chunk of decodeFile(repository, file, counted)) {
+        for await (const chunk of decodeFile(repository, backupId, file, counted)) {
           hash.update(chunk);
           size += chunk.length;
           if (handle) await handle.write(chunk);
