@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownToPgUser } from '@pgharbor/sandbox';
 import { createWorkspace, pgbenchChecksums, pgharbor, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
+import { readManifest, withRepository } from './repository-access.js';
 
 interface StoredFileEntry {
   path: string;
@@ -55,7 +56,7 @@ describe('encrypted repository (AES-256-GCM, passphrase)', () => {
   }
 
   async function manifestOf(id: string): Promise<{ files: StoredFileEntry[] }> {
-    return JSON.parse(await readFile(path.join(ws.repoDir, 'pg', 'backups', id, 'manifest.json'), 'utf8'));
+    return (await readManifest(ws.configFile, id)) as unknown as { files: StoredFileEntry[] };
   }
 
   beforeAll(async () => {
@@ -146,7 +147,8 @@ describe('encrypted repository (AES-256-GCM, passphrase)', () => {
     const config = await variant('wrong-verify', 'encryption: { passphrase: { from_env: WRONG_PASSPHRASE } }');
     const wrong = await pgharbor(['--config', config, 'verify', 'pg', backupId], { env: { WRONG_PASSPHRASE: 'nope' } });
     expect(wrong.exitCode).toBe(1);
-    expect(wrong.stdout).toContain('wrong encryption passphrase');
+    // The manifest is sealed: even listing what to verify needs the key.
+    expect(wrong.stdout + wrong.stderr).toContain('wrong encryption passphrase');
   });
 
   it('check says whether the configured passphrase opens the key', async () => {
@@ -245,14 +247,18 @@ describe('encrypted repository (AES-256-GCM, passphrase)', () => {
       expect(stderr).toMatch(/does not match its checksum/);
     });
 
-    it('the final chunk cut off (manifest edited to match): the new last chunk is not marked final', async () => {
-      const manifestPath = path.join(ws.repoDir, 'pg', 'backups', plainBackupId, 'manifest.json');
-      const original = await readFile(manifestPath, 'utf8');
-      const manifest = JSON.parse(original) as { files: StoredFileEntry[] };
+    it('the final chunk cut off (manifest edited to match, with the key): the new last chunk is not marked final', async () => {
+      const original = await manifestOf(plainBackupId);
+      const manifest = structuredClone(original);
       const victim = largest(manifest.files.filter((f) => f.type === 'file' && f.bundle !== undefined));
       const lastChunk = (victim.storedSize! - HEADER) % CHUNK || CHUNK;
       victim.storedSize! -= lastChunk;
-      await writeFile(manifestPath, JSON.stringify(manifest));
+      // Only a holder of the key can change a sealed manifest: this is damage, not an attack.
+      const rewrite = async (m: unknown) => {
+        await withRepository(ws.configFile, (repository) => repository.writeManifest(m as never));
+        await chownToPgUser(path.join(ws.repoDir, 'pg', 'backups', plainBackupId, 'manifest.json'));
+      };
+      await rewrite(manifest);
       try {
         const target = await ws.restoreTarget();
         const restore = await ws.run(['restore', 'pg', plainBackupId, target]);
@@ -261,7 +267,7 @@ describe('encrypted repository (AES-256-GCM, passphrase)', () => {
         expect(restore.stderr).toMatch(/chunk \d+ \(the last\) failed authentication: the data was modified, truncated or extended/);
         expect(existsSync(path.join(target, 'global', 'pg_control'))).toBe(false);
       } finally {
-        await writeFile(manifestPath, original);
+        await rewrite(original);
       }
     });
   });

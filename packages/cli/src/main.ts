@@ -20,6 +20,7 @@ import { registerCron } from './commands/cron.js';
 import { registerReplicationStatus } from './commands/replication-status.js';
 import { registerReceiveWal } from './commands/receive-wal.js';
 import { registerVerify } from './commands/verify.js';
+import { registerSealManifests } from './commands/seal-manifests.js';
 
 export function buildProgram(): Command {
   const program = new Command('pgharbor')
@@ -30,7 +31,7 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log verbosity').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchivePushAsync, registerArchiveGet, registerSwitchWal, registerReplicationStatus, registerExpire, registerKeep, registerStatus, registerCron, registerReceiveWal, registerVerify]) {
+  for (const register of [registerCheck, registerBackup, registerListBackups, registerShowBackup, registerListFiles, registerDelete, registerRestore, registerListServers, registerDemo, registerNotifyTest, registerArchivePush, registerArchivePushAsync, registerArchiveGet, registerSwitchWal, registerReplicationStatus, registerExpire, registerKeep, registerStatus, registerCron, registerReceiveWal, registerVerify, registerSealManifests]) {
     register(program);
   }
   program.commands.forEach((command) => command.exitOverride());

@@ -24,6 +24,8 @@ export * from './repository/bundle-writer.js';
 export * from './repository/repository-lock.js';
 export * from './repository/manifest-validate.js';
 export * from './repository/stored-path.js';
+export * from './repository/seal-manifests.js';
+export * from './repository/manifest-codec.js';
 export * from './postgres/wal.js';
 export * from './postgres/backup-label.js';
 export * from './postgres/conninfo.js';

@@ -122,7 +122,7 @@ export class RepositoryCodec {
     if (this.settings.encryption) return Promise.resolve();
     this.plainCheck ??= (async () => {
       if (await this.storage.stat(keyFileKey(this.server))) {
-        throw new HarborError(`${this.storage.location} is an encrypted repository of server ${this.server} (it holds ${keyFileKey(this.server)}), but ${this.where} has no encryption settings`, {
+        throw new HarborError(`${this.storage.location} holds encrypted data of server ${this.server} (${keyFileKey(this.server)}: an encrypted repository), but ${this.where} has no encryption settings`, {
           hint: `add encryption: { passphrase: ... } (or key: ...) to ${this.where} with the secret it was written with; pgharbor reads nothing unauthenticated from an encrypted repository`,
           exitCode: 2,
         });

@@ -16,7 +16,15 @@ export async function retentionChecks(context: CheckContext): Promise<void> {
         return { ok: false, detail: (error as Error).message, hint: error instanceof HarborError ? error.hint : undefined };
       }
     });
-    const done = (await repository.listManifests()).filter((m) => displayStatus(m) === 'DONE');
+    let manifests;
+    try {
+      manifests = await repository.listManifests();
+    } catch (error) {
+      // A manifest that cannot be read (refused, or no key to open it) fails this line, not the whole check.
+      context.report({ name: `minimum redundancy requirements${label}`, ok: false, detail: (error as Error).message, hint: error instanceof HarborError ? error.hint : undefined });
+      continue;
+    }
+    const done = manifests.filter((m) => displayStatus(m) === 'DONE');
     const minimum = (server.config.minimum_redundancy as number | undefined) ?? 0;
     context.report({
       name: `minimum redundancy requirements${label}`,
