@@ -111,7 +111,15 @@ export async function checkBackupReadable(repository: Repository, backup: Backup
   try {
     for await (const chunk of decodeFile(repository, backup.id, probe, await repository.storage.get(range.key, { offset: range.offset, length: range.length }))) hash.update(chunk);
   } catch (error) {
-    const reason = error instanceof HarborError && error.cause instanceof DecryptionError ? error.cause.message : errorMessage(error);
+    const decryption = error instanceof HarborError && error.cause instanceof DecryptionError ? error.cause : undefined;
+    const reason = decryption ? decryption.message : errorMessage(error);
+    if (decryption && !/another key/.test(reason)) {
+      // The key opened the repository: an object that does not open was changed or moved, not read with a wrong key.
+      throw new HarborError(`backup ${backup.id}: file ${probe.path}: ${reason}`, {
+        hint: 'its stored bytes were modified, or moved there from another file or backup: this backup cannot be trusted, restore another one; nothing was written',
+        cause: error,
+      });
+    }
     throw new HarborError(`backup ${backup.id} cannot be decrypted with the configured key: ${probe.path}: ${reason}`, {
       hint: 'check the encryption passphrase or key of this repository; nothing was written',
       cause: error,
