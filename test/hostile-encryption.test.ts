@@ -156,7 +156,7 @@ describe('an encrypted repository authenticates what it serves', () => {
     await switchAndWaitArchived(ws.cluster);
     await switchAndWaitArchived(ws.cluster);
     source = await pgbenchChecksums(ws.cluster);
-  });
+  }, 300_000);
   afterAll(async () => {
     await harbor?.close();
     await ws?.cleanup();

@@ -10,6 +10,7 @@ import { MANIFEST_FORMAT_VERSION, type BackupManifest, type ManifestFile } from 
 import { acquireLock } from '../repository/repository-lock.js';
 import { displayStatus, isOrphan, orphanError } from '../repository/backup-status.js';
 import type { Repository } from '../repository/repository.js';
+import { encodePgBackupManifest } from '../repository/manifest-codec.js';
 import { ingestTar } from './tar-ingest.js';
 import { InvalidManifestError, validateManifest, type ManifestPlace } from '../repository/manifest-validate.js';
 import type { BackupSink } from './backup-method.js';
@@ -114,7 +115,7 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
           ingestOptions,
         ),
       storePgBackupManifest: async (content) => {
-        await repository.storage.put(repository.pgBackupManifestKey(id), content);
+        await repository.storage.put(repository.pgBackupManifestKey(id), await encodePgBackupManifest(repository, id, content));
         manifest.pgBackupManifest = true;
       },
       storeFile: async (entry, content) => {

@@ -125,3 +125,27 @@ export function readUnsealedManifest(repository: Repository, id: string, bytes: 
   const checksum = CHECKSUM_LINE.exec(text);
   return parseManifest(checksum ? `{${text.slice(checksum[0].length)}` : text, id, where);
 }
+
+/**
+ * PostgreSQL's backup_manifest (file names, sizes, CRC-32C) as stored:
+ * sealed like our manifest in an encrypted repository (it would name every
+ * file in the clear otherwise), as it is in a plain one.
+ */
+export async function encodePgBackupManifest(repository: Repository, id: string, content: Buffer): Promise<Buffer> {
+  if (!repository.codec.isEncrypted) return content;
+  const key = await repository.codec.prepareWrite();
+  return sealBuffer({ key: key!.key, place: objectPlace('manifest', repository.server, id, 'backup_manifest') }, content);
+}
+
+export async function decodePgBackupManifest(repository: Repository, id: string, stored: Buffer): Promise<Buffer> {
+  if (!repository.codec.isEncrypted) return stored;
+  const where = `PostgreSQL's backup_manifest of backup ${id} in ${repository.name} (${repository.location})`;
+  if (!stored.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw new UnauthenticatedManifestError(id, `${where} is in the clear in an encrypted repository: not authenticated, refused`, `if an earlier pgharbor wrote it, seal it with: pgharbor seal-manifests ${repository.server} --repo ${repository.index}`);
+  }
+  try {
+    return unsealBuffer(await repository.codec.seal(objectPlace('manifest', repository.server, id, 'backup_manifest')), stored);
+  } catch (error) {
+    throw new UnauthenticatedManifestError(id, `${where} failed authentication (${errorMessage(error)})`, 'it was modified or copied from another backup');
+  }
+}

@@ -1,7 +1,9 @@
 import type { ServerHandle } from '../server-handle.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { acquireLock } from './repository-lock.js';
-import { readUnsealedManifest } from './manifest-codec.js';
+import { encodePgBackupManifest, readUnsealedManifest } from './manifest-codec.js';
+import { MAGIC } from '../codec/cipher.js';
+import { readAll } from '../storage/storage-io.js';
 import { assertEncryptedFiles } from '../codec/backup-codec.js';
 
 export interface SealedManifest {
@@ -46,7 +48,13 @@ export async function sealManifests(server: ServerHandle, options: { repo?: numb
       try {
         if (manifest.id !== id || manifest.server !== server.name) throw new Error(`it names backup ${manifest.id} of server ${manifest.server}`);
         assertEncryptedFiles(repository, manifest);
-        if (!options.dryRun) await repository.writeManifest(manifest);
+        if (!options.dryRun) {
+          // PostgreSQL's backup_manifest beside it was in the clear too: sealed first, the manifest last.
+          const pg = repository.pgBackupManifestKey(id);
+          const pgBytes = (await repository.storage.stat(pg)) ? await readAll(await repository.storage.get(pg)) : undefined;
+          if (pgBytes && !pgBytes.subarray(0, MAGIC.length).equals(MAGIC)) await repository.storage.put(pg, await encodePgBackupManifest(repository, id, pgBytes));
+          await repository.writeManifest(manifest);
+        }
       } catch (error) {
         Object.assign(entry, { outcome: 'refused', reason: errorMessage(error) });
       }

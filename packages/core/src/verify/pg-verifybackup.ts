@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { decodePgBackupManifest } from '../repository/manifest-codec.js';
 import type { Logger } from '../log.js';
 import type { ServerHandle } from '../server-handle.js';
 import type { BackupManifest } from '../repository/manifest.js';
@@ -30,7 +31,8 @@ export async function runPgVerifybackup(server: ServerHandle, repository: Reposi
   if (path.isAbsolute(tool) && !existsSync(tool)) return { ran: false, skipped: `${tool} is not installed`, problems: [] };
   const copyDir = copy.destination;
   for (const file of backup.files) if (file.type === 'directory') await copy.makeDirectory(file.path);
-  await fs.writeFile(path.join(copyDir, 'backup_manifest'), await readAll(await repository.storage.get(repository.pgBackupManifestKey(backup.id))), { mode: 0o600 });
+  const stored = await readAll(await repository.storage.get(repository.pgBackupManifestKey(backup.id)));
+  await fs.writeFile(path.join(copyDir, 'backup_manifest'), await decodePgBackupManifest(repository, backup.id, stored), { mode: 0o600 });
   // Without the WAL in the backup there is nothing for pg_waldump to parse here (verify --wal checks the archive).
   const args = [...(backup.walIncluded ? [] : ['--no-parse-wal']), copyDir];
   logger.debug(`running ${tool} ${args.join(' ')}`);
