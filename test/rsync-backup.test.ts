@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownToPgUser, startSshd, type SandboxSshd } from '@pgharbor/sandbox';
+import { readManifest } from './repository-access.js';
 import { createTablespaceWithTable, createWorkspace, pgbenchChecksums, sshFilesForPgUser, switchAndWaitArchived, waitPromoted, type Workspace } from './harness.js';
 
 /** Sum of sizes and link counts of the files under a tree, counting each inode once. */
@@ -252,7 +253,7 @@ describe('rsync backups over ssh', () => {
     expect(two.reuse).toBe('reference');
     expect(two.reusedSize).toBeGreaterThan(two.size * 0.75);
     expect(two.storedSize).toBeLessThan(one.storedSize * 0.25);
-    const manifest = JSON.parse(await readFile(path.join(ws.dir, 'repo-enc', 'pg', 'backups', two.id, 'manifest.json'), 'utf8'));
+    const manifest = await readManifest(ws.configFile, two.id, 2); // sealed: read with the key
     expect(manifest.files.filter((f: { reference?: string }) => f.reference === one.id).length).toBeGreaterThan(10);
     // Still encrypted: nothing of the tree, every stored file sealed.
     expect(manifest.files.filter((f: { type: string; size: number }) => f.type === 'file' && f.size > 0).every((f: { encryption: string }) => f.encryption === 'aes-256-gcm')).toBe(true);
