@@ -105,8 +105,8 @@ export class RepositoryCodec {
     for (const prefix of [`${this.server}/backups/`, `${this.server}/wal/`]) {
       for await (const object of this.storage.list(prefix)) {
         if (!object) continue;
-        throw new HarborError(`${this.where} has encryption settings, but ${this.storage.location} already holds unencrypted backups or WAL of server ${this.server} (${object.key}) and no encryption key`, {
-          hint: `give the encrypted repository a new path (or prefix), or remove the encryption settings from ${this.where}; an encrypted repository serves nothing stored unencrypted`,
+        throw new HarborError(`${this.where} has encryption settings, but ${this.storage.location} already holds unencrypted backups or WAL of server ${this.server} (${object.key}) and no encryption key (${keyFileKey(this.server)})`, {
+          hint: `give the encrypted repository a new path (or prefix), or remove the encryption settings from ${this.where}: an encrypted repository serves nothing stored unencrypted. If that data was encrypted, its ${keyFileKey(this.server)} was removed: put back your copy; a new key would not open it`,
           exitCode: 2,
         });
       }
