@@ -141,11 +141,11 @@ export async function decodePgBackupManifest(repository: Repository, id: string,
   if (!repository.codec.isEncrypted) return stored;
   const where = `PostgreSQL's backup_manifest of backup ${id} in ${repository.name} (${repository.location})`;
   if (!stored.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw new UnauthenticatedManifestError(id, `${where} is in the clear in an encrypted repository: not authenticated, refused`, `if an earlier pgharbor wrote it, seal it with: pgharbor seal-manifests ${repository.server} --repo ${repository.index}`);
+    throw new UnauthenticatedManifestError(id, where, `${where} is in the clear in an encrypted repository: not authenticated, refused`, `if an earlier pgharbor wrote it, seal it with: pgharbor seal-manifests ${repository.server} --repo ${repository.index}`);
   }
   try {
     return unsealBuffer(await repository.codec.seal(objectPlace('manifest', repository.server, id, 'backup_manifest')), stored);
   } catch (error) {
-    throw new UnauthenticatedManifestError(id, `${where} failed authentication (${errorMessage(error)})`, 'it was modified or copied from another backup');
+    throw new UnauthenticatedManifestError(id, where, `${where} failed authentication (${errorMessage(error)})`, 'it was modified or copied from another backup');
   }
 }
