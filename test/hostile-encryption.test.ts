@@ -226,10 +226,14 @@ describe('an encrypted repository authenticates what it serves', () => {
       const forgedId = '29991231T235959';
       const undo = await plant(index, manifestKey(forgedId), Buffer.from(JSON.stringify({ ...manifest, id: forgedId }, null, 1) + '\n'));
       try {
+        // Listed as INVALID with a warning, never taken for a backup: "latest" is still the newest authentic one.
         const list = await run(['list-backups', 'pg', ...repo]);
-        expect(list.exitCode).toBe(1);
-        expect(list.stderr).toMatch(new RegExp(`backup ${forgedId} of pg .*plain JSON in an encrypted repository: not authenticated, refused`));
-        await refusedRestore(['latest', ...repo], new RegExp(`backup ${forgedId} .*refused`));
+        expect(list.exitCode).toBe(0);
+        expect(list.stdout).toMatch(new RegExp(`${forgedId}.* - INVALID \\(backup ${forgedId} of pg .*plain JSON in an encrypted repository: not authenticated, refused\\)`));
+        expect(list.stderr).toMatch(new RegExp(`WARN: backup ${forgedId} of pg .*not authenticated, refused; skipped`));
+        const latest = await run(['--json', 'show-backup', 'pg', 'latest', ...repo]);
+        expect(latest.exitCode, latest.stderr).toBe(0);
+        expect(JSON.parse(latest.stdout).id).toBe(backups[index].at(-1));
         await refusedRestore([forgedId, ...repo], /not authenticated, refused/);
       } finally {
         await undo();
@@ -402,12 +406,12 @@ describe('an encrypted repository authenticates what it serves', () => {
       const undo = await plant(1, `pg/backups/${older}/manifest.json`, Buffer.from(JSON.stringify(manifest, null, 1) + '\n'));
       try {
         const list = await run(['list-backups', 'pg', '--repo', '1']);
-        expect(list.exitCode).toBe(1);
+        expect(list.stdout).toMatch(new RegExp(`${older}.* - INVALID \\(.*not authenticated, refused\\)`));
         expect(list.stderr).toMatch(/HINT: if an earlier pgharbor wrote it .* pgharbor seal-manifests pg --repo 1/);
         const dry = await run(['seal-manifests', 'pg', '--repo', '1', '--dry-run']);
         expect(dry.stdout).toContain(`would seal ${older}`);
         expect(dry.exitCode).toBe(0);
-        expect((await run(['list-backups', 'pg', '--repo', '1'])).exitCode).toBe(1);
+        expect((await run(['list-backups', 'pg', '--repo', '1'])).stdout).toMatch(new RegExp(`${older}.* - INVALID`));
         const seal = await run(['seal-manifests', 'pg', '--repo', '1']);
         expect(seal.stderr).toBe('');
         expect(seal.stdout).toContain(`sealed ${older}`);
@@ -416,6 +420,7 @@ describe('an encrypted repository authenticates what it serves', () => {
         const again = await run(['list-backups', 'pg', '--repo', '1']);
         expect(again.exitCode).toBe(0);
         expect(again.stdout).toContain(older);
+        expect(again.stdout).not.toContain('INVALID');
         const target = await ws.restoreTarget();
         const restore = await run(['restore', 'pg', older, '--repo', '1', target, '--target-immediate', '--target-action', 'promote']);
         expect(restore.stderr).not.toMatch(/ERROR/);

@@ -6,6 +6,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import { pack as tarPack } from 'tar-stream';
 import { chownToPgUser, pgOsUser, startS3Server, startSshd, type SandboxS3Server, type SandboxSshd } from '@pgharbor/sandbox';
 import { createTablespaceWithTable, createWorkspace, pgharbor, type Workspace } from './harness.js';
+import { checksummedJson, type BackupManifest } from '@pgharbor/core';
 
 /**
  * A repository is untrusted input (docs/security.md, "Writes stay inside
@@ -164,14 +165,15 @@ describe('hostile repository content: writes stay inside the target', () => {
   async function plant(repo: Repo, tamper: (m: Manifest, stored: (p: string) => Entry) => void, id = `${PLANTED_BASE}${String(++plantedCount).padStart(2, '0')}`): Promise<string> {
     const original = JSON.parse((await repo.get(`pg/backups/${repo.id}/manifest.json`)).toString('utf8')) as Manifest;
     planted.set(repo, [...(planted.get(repo) ?? []), id]);
-    const m = structuredClone(original);
+    const { checksum: _ownChecksum, ...m } = structuredClone(original) as Manifest & { checksum?: string };
     m.id = id;
     for (const f of m.files) if (f.type === 'file' && f.size !== 0) f.reference ??= repo.id;
     const stored = (p: string) => ({ ...m.files.find((f) => f.path === p)! });
     tamper(m, stored);
     // PostgreSQL's backup_manifest beside it, so that verify --pg-verifybackup goes as far as writing its copy.
     await repo.put(`pg/backups/${id}/backup_manifest`, await repo.get(`pg/backups/${repo.id}/backup_manifest`));
-    await repo.put(`pg/backups/${id}/manifest.json`, Buffer.from(JSON.stringify(m)));
+    // With the checksum a plain repository's manifests carry: anyone who can write the repository can recompute it.
+    await repo.put(`pg/backups/${id}/manifest.json`, Buffer.from(checksummedJson(m as unknown as BackupManifest)));
     return id;
   }
 

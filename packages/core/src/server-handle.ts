@@ -95,7 +95,7 @@ export class ServerHandle {
         const repository = new Repository(storage, this.name, index + 1, name ?? `repo${index + 1}`, new RepositoryCodec(settings, storage, this.name, this.configDir, where));
         const warned = new Set<string>();
         repository.onInvalidManifest = (error) => {
-          if (!warned.has(error.backupId)) this.harbor.logger.warn(`${error.message}; skipped`);
+          if (!warned.has(error.backupId)) this.harbor.logger.warn(`${error.message}; skipped${error.hint ? `\nHINT: ${error.hint}` : ''}`);
           warned.add(error.backupId);
         };
         return repository;
