@@ -215,3 +215,20 @@ export async function createTablespaceWithTable(ws: Pick<Workspace, 'dir' | 'clu
   await ws.cluster.query(`INSERT INTO far SELECT g, md5(g::text) FROM generate_series(1, 20000) g`);
   return spaceDir;
 }
+
+/**
+ * Add a second repository to the workspace's server "pg": `prefix` in
+ * `bucket` of a sandbox S3 server, named "s3", its credentials read from
+ * the environment variables `<env>_KEY` and `<env>_SECRET` (set here).
+ */
+export async function addS3Repository(ws: Pick<Workspace, 'configFile'>, s3: { endpoint: string; accessKeyId: string; secretAccessKey: string }, options: { bucket: string; prefix: string; env: string }): Promise<void> {
+  process.env[`${options.env}_KEY`] = s3.accessKeyId;
+  process.env[`${options.env}_SECRET`] = s3.secretAccessKey;
+  const posix = '      - { type: posix, path: ./repo }\n';
+  const config = await readFile(ws.configFile, 'utf8');
+  if (!config.includes(posix)) throw new Error(`${ws.configFile} has no posix repository line to add the S3 one after`);
+  const line =
+    `      - { type: s3, name: s3, endpoint: "${s3.endpoint}", force_path_style: true, bucket: ${options.bucket}, prefix: ${options.prefix},` +
+    ` access_key_id: { from_env: ${options.env}_KEY }, secret_access_key: { from_env: ${options.env}_SECRET } }\n`;
+  await writeFile(ws.configFile, config.replace(posix, posix + line));
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import { Harbor, createLogger, walKey, type BackupManifest, type ManifestFile, t
 import { startS3Server, type SandboxS3Server } from '@pgharbor/sandbox';
 import { encodeBuffer } from '../packages/core/src/codec/stream-codec.js';
 import { gzipBomb, lz4BlockBomb, zstdBlockBomb, zstdFramesOf1MiB } from '../packages/core/src/testing/decoding-bombs.js';
-import { createWorkspace, pgbenchChecksums, pgharbor, type CliResult, type Workspace } from './harness.js';
+import { addS3Repository, createWorkspace, pgbenchChecksums, pgharbor, type CliResult, type Workspace } from './harness.js';
 
 /**
  * Issue 16, item 4: a repository's bytes are another party's (a leaked S3
@@ -135,19 +135,8 @@ describe.each([
 
   beforeAll(async () => {
     s3 = await startS3Server({ buckets: [BUCKET], conditionalWrites: true });
-    process.env.PGH_HOSTILE_S3_KEY_ID = s3.accessKeyId;
-    process.env.PGH_HOSTILE_S3_SECRET = s3.secretAccessKey;
     ws = await createWorkspace();
-    const config = await readFile(ws.configFile, 'utf8');
-    await writeFile(
-      ws.configFile,
-      config.replace(
-        '      - { type: posix, path: ./repo }\n',
-        '      - { type: posix, path: ./repo }\n' +
-          `      - { type: s3, name: s3, endpoint: "${s3.endpoint}", force_path_style: true, bucket: ${BUCKET}, prefix: hostile,` +
-          ' access_key_id: { from_env: PGH_HOSTILE_S3_KEY_ID }, secret_access_key: { from_env: PGH_HOSTILE_S3_SECRET } }\n',
-      ),
-    );
+    await addS3Repository(ws, s3, { bucket: BUCKET, prefix: 'hostile', env: 'PGH_HOSTILE_S3' });
     await ws.cluster.pgbench(['-i', '-s', '1', '-q', 'postgres']);
     source = await pgbenchChecksums(ws.cluster);
     const backup = await ws.run(['--json', 'backup', 'pg', '--repo', String(repo)]);

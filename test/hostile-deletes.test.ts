@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startS3Server, type SandboxS3Server } from '@pgharbor/sandbox';
-import { CLI, createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
+import { CLI, addS3Repository, createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
 
 /**
  * Issue 16, item 6: a delete or expire killed (SIGKILL) at any step leaves
@@ -62,18 +62,8 @@ describe('interrupted deletes finish', () => {
 
   beforeAll(async () => {
     s3 = await startS3Server({ buckets: [BUCKET], conditionalWrites: true });
-    process.env.PGH_DEL_S3_KEY = s3.accessKeyId;
-    process.env.PGH_DEL_S3_SECRET = s3.secretAccessKey;
     ws = await createWorkspace({ serverExtra: ['minimum_redundancy: 1', 'retention_policy_mode: manual'] });
-    const config = await readFile(ws.configFile, 'utf8');
-    await writeFile(
-      ws.configFile,
-      config.replace(
-        '      - { type: posix, path: ./repo }\n',
-        '      - { type: posix, path: ./repo }\n' +
-          `      - { type: s3, name: s3, endpoint: "${s3.endpoint}", force_path_style: true, bucket: ${BUCKET}, prefix: r, access_key_id: { from_env: PGH_DEL_S3_KEY }, secret_access_key: { from_env: PGH_DEL_S3_SECRET } }\n`,
-      ),
-    );
+    await addS3Repository(ws, s3, { bucket: BUCKET, prefix: 'r', env: 'PGH_DEL_S3' });
     await ws.cluster.pgbench(['-i', '-s', '1', '-q', 'postgres']);
     source = await pgbenchChecksums(ws.cluster);
     for (let i = 0; i < 5; i++) {
