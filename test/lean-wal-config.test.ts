@@ -90,3 +90,24 @@ describe('the lean WAL path validates like every command', () => {
     expect((await readFile(got)).equals(await readFile(path.join(dir, '000000010000000000000004')))).toBe(true); // not toEqual: a 16 MiB deep compare
   });
 });
+
+describe('archive-push checks a segment against its own header', () => {
+  it('refuses a segment shorter than the segment size its page header gives: exit 1, nothing stored', async () => {
+    const dir = await scratchDir();
+    const repo = path.join(dir, 'repo');
+    const configFile = path.join(dir, 'pgharbor.yaml');
+    await writeFile(configFile, ['servers:', '  pga:', '    conninfo: host=/nonexistent', '    archive_server: false', `    repositories: [{ type: posix, path: ${repo} }]`, ''].join('\n'));
+    const whole = await segment(dir, '000000010000000000000005');
+    const truncated = path.join(dir, '000000010000000000000006');
+    await writeFile(truncated, (await readFile(whole)).subarray(0, 8 * 1024 * 1024));
+    for (let call = 0; call < 2; call++) {
+      // the first call validates the config (full path), the second is the lean one
+      const result = await pgharbor(['--config', configFile, 'archive-push', 'pga', truncated]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/000000010000000000000006 is 8388608 bytes, but its page header gives a segment size of 16777216 bytes/);
+    }
+    expect(storedWal(repo)).toEqual([]);
+    expect((await pgharbor(['--config', configFile, 'archive-push', 'pga', whole])).exitCode).toBe(0);
+    expect(storedWal(repo)).toHaveLength(1);
+  });
+});

@@ -44,10 +44,13 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
   for (const identity of known) identity.catch(() => {}); // awaited in the check
   if (!isSegment) repositories.forEach((_, index) => stage(index));
   let identityChecks: Promise<void>[] | undefined;
+  let headerSegmentSize: number | undefined;
+  let bytesRead = 0;
   const checkIdentities = async (head: Buffer) => {
     if (!isSegment) return;
     const header = readWalSegmentHeader(head);
     if (!header) return;
+    headerSegmentSize = header.segmentSize;
     identityChecks = repositories.map((repository, index) => checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor, known[index]));
     const checked = await Promise.allSettled(identityChecks); // failures are reported per repository below
     checked.forEach((check, index) => check.status === 'fulfilled' && stage(index));
@@ -55,7 +58,14 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
   try {
     let sha256: string;
     try {
-      sha256 = await hashWalFile(walPath, (chunk) => Promise.all(bodies.map((body) => body.push(chunk))).then(() => {}), checkIdentities);
+      sha256 = await hashWalFile(
+        walPath,
+        (chunk) => {
+          bytesRead += chunk.length;
+          return Promise.all(bodies.map((body) => body.push(chunk))).then(() => {});
+        },
+        checkIdentities,
+      );
     } catch (error) {
       throw new HarborError(`archive-push: cannot read ${walPath}: ${errorMessage(error)}`, {
         hint: 'archive_command runs in the data directory; pass %p unchanged',
@@ -63,6 +73,13 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
     }
     if ((kind === 'segment' || kind === 'partial') && !identityChecks) {
       throw new HarborError(`archive-push: ${name} does not start with a WAL page header`, { hint: 'is this really a WAL segment?' });
+    }
+    // A completed segment is exactly as long as its own header says: archive-get refuses anything else
+    // (wal-size.ts), so storing it would only defer the failure to the day of a restore.
+    if (kind === 'segment' && bytesRead !== headerSegmentSize) {
+      throw new HarborError(`archive-push: ${name} is ${bytesRead} bytes, but its page header gives a segment size of ${headerSegmentSize} bytes`, {
+        hint: 'the file is truncated or is not a completed WAL segment; archive_command must pass %p of the segment PostgreSQL asks to archive',
+      });
     }
 
     const results = await Promise.allSettled(
