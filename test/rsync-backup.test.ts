@@ -262,6 +262,20 @@ describe('rsync backups over ssh', () => {
     const restored = await restoreAndStart([two.id, '--repo', '2']);
     expect(await pgbenchChecksums(restored)).toEqual(source);
     await restored.stop();
+
+    // The first backup holds bytes the second needs: deleting it alone is refused, naming them; with its dependents, both go, newest first.
+    const shown = await ws.run(['show-backup', 'pg', one.id, '--repo', '2']);
+    expect(shown.stdout).toMatch(new RegExp(`Needed by\\s*: ${two.id}`));
+    const refused = await ws.run(['delete', 'pg', one.id, '--repo', '2']);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.stderr).toContain(`backup ${one.id} of pg is needed by ${two.id} (full): they cannot be restored without it`);
+    expect(refused.stderr).toContain(`pgharbor delete pg ${one.id} --with-dependents`);
+    const forced = await ws.run(['delete', 'pg', one.id, '--repo', '2', '--force']); // --force is about minimum_redundancy, not dependents
+    expect(forced.exitCode).toBe(1);
+    const both = await ws.run(['--json', 'delete', 'pg', one.id, '--repo', '2', '--with-dependents']);
+    expect(both.stderr).not.toMatch(/ERROR/);
+    expect(JSON.parse(both.stdout)).toEqual({ deleted: one.id, dependents: [two.id], repository: 'vault' });
+    expect((await ws.run(['list-backups', 'pg', '--repo', '2'])).stdout).toBe('No backups of pg.');
   }, 240_000);
 
   it('copies a tablespace from its own location, and restores it to a mapped one', async () => {

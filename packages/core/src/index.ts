@@ -25,6 +25,8 @@ export * from './repository/repository-lock.js';
 export * from './repository/manifest-validate.js';
 export * from './repository/stored-path.js';
 export * from './repository/seal-manifests.js';
+export * from './repository/backup-chain.js';
+export * from './backup/backup-type-choice.js';
 export * from './repository/manifest-codec.js';
 export * from './postgres/wal.js';
 export * from './postgres/backup-label.js';

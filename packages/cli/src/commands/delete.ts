@@ -9,13 +9,16 @@ export function registerDelete(program: Command): void {
     .argument('<server>', 'server name from the config')
     .argument('<backup>', 'backup id, "latest" or "oldest"')
     .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
-    .option('--force', 'delete even below minimum_redundancy, or a backup whose files others reuse')
+    .option('--with-dependents', 'delete the incremental/differential backups built on it (and backups reusing its files) too, newest first')
+    .option('--force', 'delete even below minimum_redundancy')
     .description('delete a backup (DONE, FAILED, or DELETING: an interrupted deletion) from a repository')
-    .action(async (serverName: string, backupId: string, cmd: { repo?: number; force?: boolean }, command: Command) => {
+    .action(async (serverName: string, backupId: string, cmd: { repo?: number; force?: boolean; withDependents?: boolean }, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>();
       await withHarbor(options, async (harbor) => {
-        const { id, repository } = await deleteBackup(harbor, harbor.server(serverName), backupId, { repo: cmd.repo, force: cmd.force });
-        output(options, { deleted: id, repository: repository.name }, () => `Deleted backup ${id} of ${serverName} from ${repository.name}.`);
+        const { id, repository, dependents } = await deleteBackup(harbor, harbor.server(serverName), backupId, { repo: cmd.repo, force: cmd.force, withDependents: cmd.withDependents });
+        output(options, { deleted: id, dependents, repository: repository.name }, () =>
+          [`Deleted backup ${id} of ${serverName} from ${repository.name}.`, ...(dependents.length ? [`Deleted with it, as they depend on it: ${dependents.join(', ')}.`] : [])].join('\n'),
+        );
       });
     });
 }

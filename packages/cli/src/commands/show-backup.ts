@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { describePolicy, displayStatus, policyFor, resolveBackup, retentionDecision, summarize, type BackupManifest } from '@pgharbor/core';
+import { describePolicy, displayStatus, policyFor, resolveBackup, resolveChain, dependentsOf, retentionDecision, summarize, type BackupManifest } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 import { deletionNote, formatBytes, formatDuration } from '../format.js';
 import { parseRepo } from '../parse-options.js';
@@ -25,14 +25,28 @@ export function registerShowBackup(program: Command): void {
         const server = harbor.server(serverName);
         const retention = (await retentionDecision(server, repo, undefined, manifests)).status.get(manifest.id);
         const policy = describePolicy(policyFor(server, repo));
-        output(options, { ...summarize(manifest), status, retention, retentionPolicy: policy, repository: repo.name, previousBackup: previous ?? null, nextBackup: next ?? null }, () =>
-          describe(manifest, status, repo.name, previous, next, `${retention ?? '-'} (policy: ${policy})`),
+        const { chain: ancestors, problem } = resolveChain(manifests, manifest.id);
+        const chain: ChainInfo = {
+          chain: [...ancestors.map((m) => m.id), manifest.id],
+          dependents: dependentsOf(manifests, manifest.id).map((m) => m.id).reverse(),
+          ...(problem ? { broken: `needs ${problem.id} (for ${problem.neededBy}), but ${problem.reason}` } : {}),
+        };
+        output(options, { ...summarize(manifest), status, retention, retentionPolicy: policy, repository: repo.name, previousBackup: previous ?? null, nextBackup: next ?? null, ...chain }, () =>
+          describe(manifest, status, repo.name, previous, next, `${retention ?? '-'} (policy: ${policy})`, chain),
         );
       });
     });
 }
 
-function describe(m: BackupManifest, status: string, repository: string, previous: string | undefined, next: string | undefined, retention: string): string {
+interface ChainInfo {
+  /** The backups a restore of this one reads, oldest (the full) first, this one last. */
+  chain: string[];
+  /** Backups that need this one, oldest first. */
+  dependents: string[];
+  broken?: string;
+}
+
+function describe(m: BackupManifest, status: string, repository: string, previous: string | undefined, next: string | undefined, retention: string, chain: ChainInfo): string {
   const seconds = m.stopTime ? (Date.parse(m.stopTime) - Date.parse(m.startTime)) / 1000 : undefined;
   const walFiles = m.files.filter((f) => f.type === 'file' && /^pg_wal\/[0-9A-F]{24}$/.test(f.path));
   const lines = [
@@ -44,11 +58,14 @@ function describe(m: BackupManifest, status: string, repository: string, previou
     `  PGDATA directory       : ${m.dataDirectory}`,
     `  Repository             : ${repository}`,
     `  Method                 : ${m.method}`,
+    `  Backup Type            : ${m.type}${m.parent ? ` (parent ${m.parent})` : ''}`,
+    ...(m.parent || chain.broken ? [`  Chain                  : ${chain.chain.join(' -> ')}${chain.broken ? ` BROKEN: ${chain.broken}` : ''}`] : []),
+    ...(chain.dependents.length ? [`  Needed by              : ${chain.dependents.join(', ')}`] : []),
     `  Label                  : ${m.label}`,
     ...(m.tablespaces.length ? ['  Tablespaces            :', ...m.tablespaces.map((t) => `    ${t.name} (oid ${t.oid}) : ${t.location}`)] : []),
     '',
     '  Base backup information:',
-    `    Disk usage           : ${formatBytes(m.size)} (${formatBytes(m.storedSize)} stored)`,
+    `    Disk usage           : ${formatBytes(m.size)} (${formatBytes(m.storedSize)} stored by this backup)`,
     ...(m.reusedSize !== undefined ? [`    Incremental size     : ${formatBytes(m.size - m.reusedSize)} (-${percent(m.reusedSize, m.size)}, reuse ${m.reuse})`] : []),
     `    Files                : ${m.files.filter((f) => f.type === 'file').length} in ${m.bundles.length} bundles`,
     `    Timeline             : ${m.timeline ?? '-'}`,

@@ -10,6 +10,7 @@ import { resolveBackup } from '../restore/resolve-backup.js';
 import { newDeletionMarker } from '../repository/deletion-marker.js';
 import { isBackupId } from '../repository/backup-id.js';
 import { InvalidManifestError } from '../repository/manifest-validate.js';
+import { dependentsOf } from '../repository/backup-chain.js';
 
 /**
  * Delete one backup (DONE, FAILED, or DELETING: an interrupted deletion is
@@ -24,8 +25,14 @@ export async function deleteBackup(
   backupId: string,
   options: {
     repo?: number;
-    /** Delete even when it breaks minimum_redundancy or a backup that reuses its files. */
+    /** Delete even below minimum_redundancy. */
     force?: boolean;
+    /**
+     * Delete the backups that depend on it too (incrementals, differentials,
+     * backups reusing its files), newest first: without it, a backup with
+     * dependents is refused. A dependent that is kept stops it all the same.
+     */
+    withDependents?: boolean;
     /** The caller (retention) already holds the backup lock. */
     locked?: boolean;
     /** Which command deletes, for the deletion marker (default "delete"). */
@@ -33,7 +40,7 @@ export async function deleteBackup(
     /** Why, for the deletion marker (retention's reason). */
     reason?: string;
   } = {},
-): Promise<{ id: string; manifest?: BackupManifest; repository: Repository }> {
+): Promise<{ id: string; manifest?: BackupManifest; repository: Repository; dependents: string[] }> {
   const repository = await server.repository(options.repo);
   let manifest: BackupManifest;
   try {
@@ -48,7 +55,7 @@ export async function deleteBackup(
     } finally {
       await lock?.release();
     }
-    return { id: backupId, repository };
+    return { id: backupId, repository, dependents: [] };
   }
   if (displayStatus(manifest) === 'STARTED') {
     throw new HarborError(`backup ${manifest.id} of ${server.name} is still running (pid ${manifest.process?.pid} on ${manifest.process?.hostname})`, {
@@ -56,27 +63,32 @@ export async function deleteBackup(
     });
   }
   // DELETING: the decision was taken (and checked) when its deletion began; only finishing remains.
-  if (!options.force && displayStatus(manifest) === 'DONE') await assertSafeToDelete(server, repository, manifest);
+  const dependents = displayStatus(manifest) === 'DELETING' ? [] : dependentsOf(await repository.listManifests(), manifest.id);
+  if (displayStatus(manifest) === 'DONE') await assertSafeToDelete(server, repository, manifest, dependents, options);
   const event: BackupEvent = { server: server.name, backupId: manifest.id, method: manifest.method, repository: repository.location };
   const veto = await harbor.hooks.backup.beforeDelete.promise(event);
   if (typeof veto === 'string') throw new HarborError(`deletion of backup ${manifest.id} of ${server.name} vetoed by a plugin: ${veto}`, { hint: 'see the plugin that refused it' });
+  // The backup lock keeps delete from racing a backup that reuses files, or takes this one as its parent.
+  const lock = options.locked ? undefined : await acquireLock(repository, 'backup', 'delete');
   try {
-    // The backup lock keeps delete from racing a backup that reuses files.
-    const lock = options.locked ? undefined : await acquireLock(repository, 'backup', 'delete');
+    // Newest first, each through this same path (hooks, marker): at no moment is a backup left whose parent is gone.
+    for (const dependent of dependents) {
+      await deleteBackup(harbor, server, dependent.id, { ...options, locked: true, withDependents: false, force: true, reason: `depends on ${manifest.id}, which is being deleted` });
+    }
     try {
       await repository.deleteBackup(manifest.id, manifest.deleting ?? newDeletionMarker(options.operation ?? 'delete', options.reason));
       // Under the same lock: deletions that an earlier command began and did not finish.
       if (!options.locked) await finishPendingDeletions(harbor, repository);
-    } finally {
-      await lock?.release();
+    } catch (error) {
+      const failure = error instanceof HarborError ? error : new HarborError(`deleting backup ${manifest.id} of ${server.name} failed: ${errorMessage(error)}`, { cause: error });
+      await harbor.hooks.backup.deleteFailed.promise(event, failure).catch(() => {});
+      throw failure;
     }
-  } catch (error) {
-    const failure = error instanceof HarborError ? error : new HarborError(`deleting backup ${manifest.id} of ${server.name} failed: ${errorMessage(error)}`, { cause: error });
-    await harbor.hooks.backup.deleteFailed.promise(event, failure).catch(() => {});
-    throw failure;
+  } finally {
+    await lock?.release();
   }
   await harbor.hooks.backup.deleted.promise(event);
-  return { id: manifest.id, manifest, repository };
+  return { id: manifest.id, manifest, repository, dependents: dependents.map((d) => d.id) };
 }
 
 /**
@@ -107,11 +119,11 @@ async function deleteInvalidBackup(
   backupId: string,
   invalid: InvalidManifestError,
   options: { locked?: boolean; force?: boolean },
-): Promise<{ id: string; repository: Repository }> {
-  const dependents = (await repository.listManifests()).filter((m) => m.parent === backupId || m.files.some((f) => f.reference === backupId));
+): Promise<{ id: string; repository: Repository; dependents: string[] }> {
+  const dependents = dependentsOf(await repository.listManifests(), backupId);
   if (dependents.length > 0 && !options.force) {
-    throw new HarborError(`backup ${backupId} of ${server.name} has an invalid manifest, and ${dependents.map((m) => m.id).join(', ')} reuse its files`, {
-      hint: 'delete those first, or pass --force to delete it all the same',
+    throw new HarborError(`backup ${backupId} of ${server.name} has an invalid manifest, and ${dependents.map((m) => m.id).join(', ')} depend on it`, {
+      hint: 'they cannot be restored without it: delete them first, or pass --force to delete it all the same',
     });
   }
   const lock = options.locked ? undefined : await acquireLock(repository, 'backup', 'delete');
@@ -121,28 +133,39 @@ async function deleteInvalidBackup(
     await lock?.release();
   }
   harbor.logger.warn(`removed backup ${backupId} of ${server.name} from ${repository.name}, whose manifest is invalid (${invalid.message})`);
-  return { id: backupId, repository };
+  return { id: backupId, repository, dependents: [] };
 }
 
-/** Refuse a delete that would leave fewer DONE backups than minimum_redundancy, or orphan a backup that reuses files of this one. */
-async function assertSafeToDelete(server: ServerHandle, repository: Repository, manifest: BackupManifest): Promise<void> {
-  const all = await repository.listManifests();
-  const done = all.filter((m) => displayStatus(m) === 'DONE');
+/**
+ * Refuse a delete that would leave fewer DONE backups than
+ * minimum_redundancy (unless forced), break a backup that depends on this
+ * one (unless its dependents go too), or remove a kept backup.
+ */
+async function assertSafeToDelete(
+  server: ServerHandle,
+  repository: Repository,
+  manifest: BackupManifest,
+  dependents: BackupManifest[],
+  options: { force?: boolean; withDependents?: boolean },
+): Promise<void> {
+  for (const m of [manifest, ...dependents]) {
+    if (!m.keep) continue;
+    throw new HarborError(`backup ${m.id} of ${server.name} is kept (KEEP:${m.keep.toUpperCase()})${m === manifest ? '' : ` and depends on ${manifest.id}`}`, {
+      hint: `release it first: pgharbor keep ${server.name} ${m.id} --release`,
+    });
+  }
+  if (dependents.length > 0 && !options.withDependents) {
+    throw new HarborError(`backup ${manifest.id} of ${server.name} is needed by ${dependents.map((m) => `${m.id} (${m.type})`).join(', ')}: they cannot be restored without it`, {
+      hint: `delete them with it: pgharbor delete ${server.name} ${manifest.id} --with-dependents`,
+    });
+  }
+  if (options.force) return;
+  const done = (await repository.listManifests()).filter((m) => displayStatus(m) === 'DONE');
+  const left = done.length - 1 - dependents.filter((m) => displayStatus(m) === 'DONE').length;
   const minimum = (server.config.minimum_redundancy as number | undefined) ?? 0;
-  if (done.length - 1 < minimum) {
-    throw new HarborError(`deleting backup ${manifest.id} would leave ${done.length - 1} backups of ${server.name}, below minimum_redundancy ${minimum}`, {
+  if (left < minimum) {
+    throw new HarborError(`deleting backup ${manifest.id}${dependents.length ? ` and its ${dependents.length} dependents` : ''} would leave ${left} backups of ${server.name}, below minimum_redundancy ${minimum}`, {
       hint: 'take a new backup first, or pass --force if you really mean it',
-    });
-  }
-  const dependents = all.filter((m) => m.id !== manifest.id && (m.parent === manifest.id || m.files.some((f) => f.reference === manifest.id)));
-  if (dependents.length > 0) {
-    throw new HarborError(`backup ${manifest.id} of ${server.name} holds files that ${dependents.map((m) => m.id).join(', ')} reuse`, {
-      hint: 'delete those first, or pass --force to delete them all',
-    });
-  }
-  if (manifest.keep) {
-    throw new HarborError(`backup ${manifest.id} of ${server.name} is kept (KEEP:${manifest.keep.toUpperCase()})`, {
-      hint: `release it first: pgharbor keep ${server.name} ${manifest.id} --release`,
     });
   }
 }

@@ -3,6 +3,7 @@ import { hookScriptProperties } from './hook-script-schema.js';
 import { archiveServerProperties } from './archive-schema.js';
 import { retentionRepositoryProperties, retentionServerProperties } from './retention-schema.js';
 import { streamingServerProperties } from './streaming-schema.js';
+import { backupTypeServerProperties } from './backup-type-schema.js';
 import { notificationProperties } from './notification-schema.js';
 import { codecSchemaProperties } from '../codec/codec-settings.js';
 
@@ -57,6 +58,7 @@ export const coreServerProperties: Record<string, JsonSchema> = {
   ...archiveServerProperties,
   ...retentionServerProperties,
   ...streamingServerProperties,
+  ...backupTypeServerProperties,
 };
 
 export function buildConfigSchema(methodServerOptions: Record<string, JsonSchema>, notifiers: Record<string, JsonSchemaObject> = {}): JsonSchemaObject {

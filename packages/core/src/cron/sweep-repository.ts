@@ -41,7 +41,7 @@ export async function sweepRepository(harbor: Harbor, server: ServerHandle, repo
     for (const manifest of manifests) {
       if (displayStatus(manifest) !== 'FAILED' || newestDone === undefined || manifest.id > newestDone) continue;
       const reason = `FAILED${manifest.error ? ` (${manifest.error.message})` : ''}`;
-      await deleteBackup(harbor, server, manifest.id, { repo: repository.index, force: true, locked: true, operation: 'cron', reason });
+      await deleteBackup(harbor, server, manifest.id, { repo: repository.index, force: true, withDependents: true, locked: true, operation: 'cron', reason });
       harbor.logger.info(`removed backup ${manifest.id} of ${server.name} from ${repository.name}: ${reason}`);
       failed.push(manifest.id);
     }

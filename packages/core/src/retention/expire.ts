@@ -6,6 +6,7 @@ import type { RetentionEvent } from '../hooks.js';
 import { acquireLock } from '../repository/repository-lock.js';
 import { deleteBackup, finishPendingDeletions } from '../backup/delete-backup.js';
 import { listArchivedWal } from '../archive/wal-archive.js';
+import { dependentsOf } from '../repository/backup-chain.js';
 import { decideRetention, walExpires, type RetentionDecision } from './retention-decision.js';
 import { parseRetentionPolicy, type RetentionPolicy } from './retention-policy.js';
 
@@ -57,18 +58,32 @@ export async function expire(harbor: Harbor, server: ServerHandle, options: { dr
       }
       if (!policy) continue;
       const decision = await retentionDecision(server, repository, options.now);
-      for (const id of decision.expire) {
+      // Newest first, so that a backup never outlives the one it is built on; what a plugin keeps, keeps what it needs.
+      const manifests = await repository.listManifests();
+      const kept = new Set<string>();
+      const items: ExpiredItem[] = [];
+      for (const id of [...decision.expire].reverse()) {
         const item: ExpiredItem = { repository: repository.name, kind: 'backup', subject: id, reason: decision.reasons.get(id) ?? 'obsolete' };
+        items.unshift(item);
+        const keeper = dependentsOf(manifests, id).find((d) => kept.has(d.id));
+        if (keeper) {
+          item.keptBecause = `${keeper.id}, which depends on it, was kept`;
+          kept.add(id);
+          continue;
+        }
         const event: RetentionEvent = { server: server.name, repository: repository.location, subject: id, kind: 'backup', reason: item.reason };
         const veto = options.dryRun ? undefined : await harbor.hooks.retention.beforeExpire.promise(event);
-        if (typeof veto === 'string') item.keptBecause = veto;
-        else if (!options.dryRun) {
+        if (typeof veto === 'string') {
+          item.keptBecause = veto;
+          kept.add(id);
+        } else if (!options.dryRun) {
           // Through the delete path, so that pre/post delete scripts run for retention too.
-          await deleteBackup(harbor, server, id, { repo: repository.index, force: true, locked: true, operation: 'expire', reason: item.reason });
+          const { dependents } = await deleteBackup(harbor, server, id, { repo: repository.index, force: true, withDependents: true, locked: true, operation: 'expire', reason: item.reason });
+          for (const dependent of dependents) items.unshift({ repository: repository.name, kind: 'backup', subject: dependent, reason: `built on ${id}, which expired` });
           await harbor.hooks.retention.expired.promise(event);
         }
-        done.push(item);
       }
+      done.push(...items);
       const walItem = await expireWal(harbor, server, repository, decision, options.dryRun ?? false);
       if (walItem) done.push(walItem);
     } finally {

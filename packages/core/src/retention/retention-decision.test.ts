@@ -80,7 +80,31 @@ describe('retention decisions', () => {
     const d = decideRetention(chain, parseRetentionPolicy('REDUNDANCY 1'), { now });
     expect(d.status.get('20261101T000001')).toBe('VALID');
     expect(d.reasons.get('20261101T000001')).toMatch(/needed by retained backup 20261122T000004/);
-    expect(d.expire).toEqual(['20261108T000002', '20261115T000003']);
+    expect(d.status.get('20261115T000003')).toBe('VALID'); // the newest full
+    expect(d.expire).toEqual(['20261108T000002']);
+  });
+
+  it('REDUNDANCY counts full backups: a chain of full, diff and incrementals counts once', () => {
+    const f = (id: string, ago: number) => backup(id, ago);
+    const on = (id: string, ago: number, type: 'incr' | 'diff', parent: string) => backup(id, ago, { type, parent });
+    const chains = [
+      f('20261101T000001', 24), on('20261102T000002', 23, 'incr', '20261101T000001'), on('20261103T000003', 22, 'incr', '20261102T000002'),
+      f('20261108T000004', 17), on('20261109T000005', 16, 'diff', '20261108T000004'), on('20261110T000006', 15, 'incr', '20261109T000005'),
+      f('20261115T000007', 10), on('20261116T000008', 9, 'incr', '20261115T000007'),
+    ];
+    const two = decideRetention(chains, parseRetentionPolicy('REDUNDANCY 2'), { now });
+    expect(two.expire).toEqual(['20261101T000001', '20261102T000002', '20261103T000003']);
+    expect(two.reasons.get('20261101T000001')).toBe('2 newer full backups, and REDUNDANCY 2 keeps the 2 newest with the backups built on them');
+    expect(two.walCutoffFile).toBe(chains[3].startWal); // WAL from the oldest retained full on
+    const one = decideRetention(chains, parseRetentionPolicy('REDUNDANCY 1'), { now });
+    expect(one.expire).toEqual(chains.slice(0, 6).map((b) => b.id));
+    expect(one.status.get('20261116T000008')).toBe('VALID');
+    // A window that starts inside a chain keeps the chain's earlier links: the incremental just before it needs them.
+    const window = decideRetention(chains, parseRetentionPolicy('RECOVERY WINDOW OF 10 DAYS'), { now: new Date(now.getTime() - 5.5 * 86400_000) });
+    expect(window.status.get('20261110T000006')).toBe('VALID');
+    expect(window.status.get('20261108T000004')).toBe('VALID');
+    expect(window.reasons.get('20261108T000004')).toMatch(/needed by retained backup 20261109T000005/);
+    expect(window.expire).toEqual(['20261101T000001', '20261102T000002', '20261103T000003']);
   });
 
   it('rejects a policy it cannot read, with the forms it accepts', () => {

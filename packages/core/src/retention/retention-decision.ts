@@ -1,6 +1,7 @@
 import type { BackupManifest } from '../repository/manifest.js';
 import { displayStatus } from '../repository/backup-status.js';
 import { windowStart, type RetentionPolicy } from './retention-policy.js';
+import { directDependencies } from '../repository/backup-chain.js';
 
 /** What the policy says of a backup, as list-backups and show-backup show it. */
 export type RetentionStatus = 'VALID' | 'OBSOLETE' | 'KEEP:FULL' | 'KEEP:STANDALONE' | 'FAILED' | 'RUNNING';
@@ -25,7 +26,10 @@ export interface RetentionDecision {
  * Decide, without touching anything, what a policy keeps. Pure: the clock
  * comes in as `now`, so the tests can date backups freely.
  *
- * - REDUNDANCY n: the n newest DONE backups are VALID.
+ * - REDUNDANCY n: the n newest full backups are VALID, with every backup
+ *   after the oldest of them (their differentials and incrementals): a chain
+ *   counts once, as in pgBackRest's repo-retention-full and Barman's root
+ *   backups. Without chains, that is the n newest backups.
  * - RECOVERY WINDOW: every backup that ended inside the window, plus the
  *   newest one that ended before it (recovery to the window's first moment
  *   starts from there).
@@ -46,7 +50,11 @@ export function decideRetention(
 
   const retained = new Set<string>();
   if (!policy) done.forEach((b) => retained.add(b.id));
-  else if (policy.kind === 'redundancy') done.slice(-policy.count).forEach((b) => retained.add(b.id));
+  else if (policy.kind === 'redundancy') {
+    // The n newest fulls and everything after the oldest of them (the backups built on them, and any newer).
+    const oldestRoot = done.filter((b) => !b.parent).slice(-policy.count)[0];
+    for (const b of done) if (oldestRoot && b.id >= oldestRoot.id) retained.add(b.id);
+  }
   else {
     const start = windowStart(policy, options.now).getTime();
     const endOf = (b: BackupManifest) => Date.parse(b.stopTime ?? b.startTime);
@@ -81,10 +89,7 @@ export function decideRetention(
   while (queue.length) {
     const b = byId.get(queue.pop()!);
     if (!b) continue;
-    const needs = new Set<string>();
-    if (b.parent) needs.add(b.parent);
-    for (const f of b.files) if (f.reference && f.reference !== b.id) needs.add(f.reference);
-    for (const id of needs) {
+    for (const id of directDependencies(b)) {
       if (!retained.has(id) && byId.has(id)) {
         retained.add(id);
         reasons.set(id, `needed by retained backup ${b.id}`);
@@ -103,15 +108,17 @@ export function decideRetention(
   }
 
   const expire: string[] = [];
+  const chains = done.some((b) => b.parent);
+  const kind = chains ? 'full backup' : 'backup';
   for (const b of sorted) {
     const s = status.get(b.id);
     if (s === 'OBSOLETE') {
       expire.push(b.id);
-      const newer = done.filter((d) => d.id > b.id).length;
+      const newer = done.filter((d) => d.id > b.id && (!chains || !d.parent)).length;
       reasons.set(
         b.id,
         policy?.kind === 'redundancy'
-          ? `${newer} newer backup${newer === 1 ? '' : 's'}, and REDUNDANCY ${policy.count} keeps the ${policy.count} newest`
+          ? `${newer} newer ${kind}${newer === 1 ? '' : 's'}, and REDUNDANCY ${policy.count} keeps the ${policy.count} newest${chains ? ' with the backups built on them' : ''}`
           : 'ended before the recovery window, and a newer backup covers the window start',
       );
     } else if (s === 'FAILED' && oldestRetained && b.id < oldestRetained.id) {
