@@ -404,13 +404,13 @@ describe('faults: the CLI fails cleanly, explains, and writes nothing', () => {
 
       const files = await ws.run(['--json', 'list-files', 'pg', backupId]);
       expectOk(files);
-      const listed = JSON.parse(files.stdout) as { path: string; size: number; sha256: string }[];
+      const listed = JSON.parse(files.stdout) as { path: string; size: number; digest: string }[];
       const paths = listed.map((f) => f.path);
       expect(paths).toContain('PG_VERSION');
       expect(paths).toContain('global/pg_control');
       expect(paths.some((p) => /^pg_wal\/[0-9A-F]{24}$/.test(p))).toBe(true);
       for (const f of listed) {
-        expect(f.sha256).toMatch(/^[0-9a-f]{64}$/);
+        expect(f.digest).toMatch(/^blake3:[0-9a-f]{64}$/);
         expect(f.size).toBeGreaterThanOrEqual(0);
       }
       const isSegment = (p: string) => /^pg_wal\/[0-9A-F]{24}$/.test(p);

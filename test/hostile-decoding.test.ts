@@ -117,7 +117,7 @@ describe.each([
     const stored = await forgery.stored();
     const bundle = 9000 + forgeries.indexOf(forgery);
     await repository.storage.put(repository.bundleKey(backupId, bundle), stored);
-    const entry: ManifestFile = { ...victim, compression: forgery.compression, encryption: 'none', bundle, offset: 0, storedSize: stored.length, sha256: forgery.sha256 ?? victim.sha256, size: forgery.size ?? victim.size };
+    const entry: ManifestFile = { ...victim, compression: forgery.compression, encryption: 'none', bundle, offset: 0, storedSize: stored.length, digest: forgery.sha256 !== undefined ? `sha256:${forgery.sha256}` : victim.digest, size: forgery.size ?? victim.size };
     await repository.writeManifest({ ...intact, files: intact.files.map((f) => (f === victim ? entry : f)) });
   }
   async function unforge(): Promise<void> {

@@ -183,7 +183,7 @@ describe('an encrypted repository authenticates what it serves', () => {
       const [older] = backups[index];
       const manifest = (await (await repositoryOf(index)).readManifest(older))!;
       const entry = manifest.files.find((f) => f.path === 'pg_hba.conf')!;
-      Object.assign(entry, { bundle: 99, offset: 0, size: EVIL_HBA.length, storedSize: EVIL_HBA.length, sha256: sha256(EVIL_HBA), compression: 'none', encryption: 'none' });
+      Object.assign(entry, { bundle: 99, offset: 0, size: EVIL_HBA.length, storedSize: EVIL_HBA.length, digest: `sha256:${sha256(EVIL_HBA)}`, compression: 'none', encryption: 'none' });
       const undoBundle = await plant(index, `pg/backups/${older}/bundle-000099.dat`, EVIL_HBA);
       const undo = await plant(index, manifestKey(older), Buffer.from(JSON.stringify(manifest, null, 1) + '\n'));
       try {
@@ -205,7 +205,7 @@ describe('an encrypted repository authenticates what it serves', () => {
       const repository = await repositoryOf(index);
       const original = await readBytes(index, manifestKey(older));
       const manifest = (await repository.readManifest(older))!;
-      Object.assign(manifest.files.find((f) => f.path === 'pg_hba.conf')!, { bundle: 99, offset: 0, size: EVIL_HBA.length, storedSize: EVIL_HBA.length, sha256: sha256(EVIL_HBA), compression: 'none', encryption: 'none' });
+      Object.assign(manifest.files.find((f) => f.path === 'pg_hba.conf')!, { bundle: 99, offset: 0, size: EVIL_HBA.length, storedSize: EVIL_HBA.length, digest: `sha256:${sha256(EVIL_HBA)}`, compression: 'none', encryption: 'none' });
       const undoBundle = await plant(index, `pg/backups/${older}/bundle-000099.dat`, EVIL_HBA);
       await repository.writeManifest(manifest); // sealed: only a holder of the key could do this
       await chownIfLocal(index, manifestKey(older));

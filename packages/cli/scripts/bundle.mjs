@@ -41,6 +41,6 @@ await build({
     'typescript', 'cosmiconfig', 'ajv', 'pg', 'execa', 'tar-stream', '@aws-sdk/*', 'ssh2', 'ssh2-sftp-client', 'nodemailer',
     '@pgharbor/storage-s3', '@pgharbor/storage-sftp', '@pgharbor/notify-*',
     // Found beside the bundle's package at run time: the WebAssembly file, the native binaries.
-    'lz4-wasm-nodejs', 'lz4-napi', '@antoniomuso/*', '@mongodb-js/zstd',
+    'lz4-wasm-nodejs', 'lz4-napi', '@antoniomuso/*', '@mongodb-js/zstd', '@napi-rs/*',
   ],
 });

@@ -76,6 +76,7 @@ export * from './cron/cron.js';
 export * from './codec/codec-settings.js';
 export * from './codec/repository-codec.js';
 export * from './codec/backup-codec.js';
+export * from './codec/file-digest.js';
 export * from './verify/verify-backup.js';
 export * from './verify/verify-wal.js';
 export * from './verify/pg-verifybackup.js';

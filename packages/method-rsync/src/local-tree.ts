@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { RemoteEntry } from './rsync-runner.js';
@@ -43,12 +41,6 @@ export async function statIn(root: string, relative: string): Promise<{ size: nu
   } catch {
     return undefined;
   }
-}
-
-export async function sha256OfFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 /** Remove what is under `root` but not in `keep` (a mirror must not keep files the source dropped). */

@@ -4,6 +4,11 @@ import path from 'node:path';
 import type pg from 'pg';
 import {
   HarborError,
+  WRITTEN_FILE_DIGEST,
+  digestAlgorithmOf,
+  digestOfLocalFile,
+  matchesRecorded,
+  recordedDigest,
   findArchivedWal,
   nextSegment,
   parseBackupLabel,
@@ -21,7 +26,7 @@ import { parseSshCommand } from './ssh-command.js';
 import { copyPaths, copyTree, listRemote, type RemoteEntry, type RsyncEndpoint } from './rsync-runner.js';
 import { DATA_DIRECTORY_EXCLUDES, TABLESPACE_EXCLUDES, excludeArgs } from './pg-excludes.js';
 import { planCopy } from './copy-plan.js';
-import { pruneTree, scanTree, sha256OfFile, statIn, type LocalEntry } from './local-tree.js';
+import { pruneTree, scanTree, statIn, type LocalEntry } from './local-tree.js';
 import { startBackup, stopBackup } from './pg-backup-api.js';
 import { MIRROR_STATE_FILE, readMirrorState, stagingMirror, writeMirrorState } from './staging-mirror.js';
 
@@ -265,10 +270,11 @@ async function recordTree(context: MethodContext, dir: string, info: ServerInfo,
   // Several files hashed at once: per-file open/read latency, not the CPU, bounds a tree of many small files.
   await forEachConcurrently(files, HASH_CONCURRENCY, async (entry) => {
     const earlier = before.get(entry.path);
-    const linked = base && earlier?.sha256 && earlier.object !== undefined ? await statIn(base.dir, entry.path) : undefined;
+    const linked = base && earlier && recordedDigest(earlier) && earlier.object !== undefined ? await statIn(base.dir, entry.path) : undefined;
     const shared = linked !== undefined && linked.dev === entry.dev && linked.ino === entry.ino;
-    const sha256 = shared ? earlier!.sha256! : await sha256OfFile(path.join(dir, entry.path));
-    context.sink.record({ ...entryBase(entry, info), sha256, storedSize: entry.size, ...(entry.size > 0 ? { object: entry.path } : {}) } as ManifestFile, shared ? entry.size : 0);
+    // A hard link to the previous backup's file is that file: its recorded digest (whatever its algorithm) still holds.
+    const digest = shared ? recordedDigest(earlier!)! : await digestOfLocalFile(path.join(dir, entry.path), WRITTEN_FILE_DIGEST);
+    context.sink.record({ ...entryBase(entry, info), digest, storedSize: entry.size, ...(entry.size > 0 ? { object: entry.path } : {}) } as ManifestFile, shared ? entry.size : 0);
   });
 }
 
@@ -297,7 +303,7 @@ async function recordFromMirror(context: MethodContext, dir: string, info: Serve
     }
     const file = path.join(dir, entry.path);
     const earlier = before.get(entry.path);
-    if (earlier?.sha256 && earlier.size === entry.size && (earlier.bundle !== undefined || earlier.object !== undefined) && earlier.sha256 === (await sha256OfFile(file))) {
+    if (earlier && recordedDigest(earlier) && earlier.size === entry.size && (earlier.bundle !== undefined || earlier.object !== undefined) && matchesRecorded(earlier, await digestOfLocalFile(file, digestAlgorithmOf(earlier)))) {
       const { path: _p, mode: _m, mtime: _t, ...stored } = earlier;
       // Where and how the bytes are stored (bundle, offset, codec) is the earlier backup's; path, mode and time are today's.
       context.sink.record({ ...common, ...stored, type: 'file', reference: earlier.reference ?? previous!.id } as ManifestFile, entry.size);

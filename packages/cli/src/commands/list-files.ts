@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { resolveBackup, isWalSegmentName } from '@pgharbor/core';
+import { isWalSegmentName, recordedDigest, resolveBackup } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 import { parseRepo } from '../parse-options.js';
 
@@ -26,7 +26,7 @@ export function registerListFiles(program: Command): void {
         });
         output(
           options,
-          files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256, bundle: f.bundle, offset: f.offset })),
+          files.map((f) => ({ path: f.path, size: f.size, digest: recordedDigest(f), bundle: f.bundle, offset: f.offset })),
           () => files.map((f) => f.path).join('\n'),
         );
       });

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { HarborError, errorMessage } from '../errors.js';
 import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { DecryptionError, objectPlace } from './cipher.js';
+import { digestAlgorithmOf, fileHasher, matchesRecorded, recordedDigest } from './file-digest.js';
 import { DecodeBoundError, countDecoded } from './decode-bounds.js';
 import { storedObjectKey } from '../repository/stored-object.js';
 
@@ -107,7 +107,7 @@ export async function checkBackupReadable(repository: Repository, backup: Backup
   await repository.codec.key();
   const probe = encrypted.reduce((a, b) => ((b.storedSize ?? b.size) < (a.storedSize ?? a.size) ? b : a));
   const range = storedRange(repository, backup, probe)!;
-  const hash = createHash('sha256');
+  const hash = fileHasher(digestAlgorithmOf(probe));
   try {
     for await (const chunk of decodeFile(repository, backup.id, probe, await repository.storage.get(range.key, { offset: range.offset, length: range.length }))) hash.update(chunk);
   } catch (error) {
@@ -125,7 +125,7 @@ export async function checkBackupReadable(repository: Repository, backup: Backup
       cause: error,
     });
   }
-  if (probe.sha256 && hash.digest('hex') !== probe.sha256) {
+  if (recordedDigest(probe) && !matchesRecorded(probe, hash.digest())) {
     throw new HarborError(`backup ${backup.id}: file ${probe.path} does not match its checksum after decryption`, { hint: 'the repository copy is damaged; restore an older backup' });
   }
 }

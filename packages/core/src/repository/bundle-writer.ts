@@ -1,13 +1,14 @@
-import { createHash } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { Repository } from './repository.js';
 import type { BundleInfo } from './manifest.js';
 import { filePlace } from '../codec/backup-codec.js';
+import { fileHasher } from '../codec/file-digest.js';
 
 /** Where one file's bytes ended up. */
 export interface StoredFile {
   size: number;
-  sha256: string;
+  /** `"<algorithm>:<hex>"` of the original bytes (codec/file-digest.ts). */
+  digest: string;
   bundle?: number;
   offset?: number;
   storedSize: number;
@@ -70,7 +71,7 @@ export class BundleWriter {
 
   private async writePlain(source: AsyncIterable<Buffer> | Buffer[]): Promise<StoredFile> {
     await this.repository.codec.prepareWrite(); // refuses plaintext in an encrypted repository (checked once)
-    const hash = createHash('sha256');
+    const hash = fileHasher();
     let bundle: OpenBundle | undefined;
     let offset = 0;
     let size = 0;
@@ -85,7 +86,7 @@ export class BundleWriter {
       bundle.size += chunk.length;
       await this.write(bundle, chunk);
     }
-    const stored: StoredFile = { size, sha256: hash.digest('hex'), storedSize: size };
+    const stored: StoredFile = { size, digest: hash.digest(), storedSize: size };
     if (bundle) {
       stored.bundle = bundle.id;
       stored.offset = offset;
@@ -100,7 +101,7 @@ export class BundleWriter {
    */
   private async writeEncoded(source: AsyncIterable<Buffer> | Buffer[], path: string): Promise<StoredFile> {
     const codec = this.repository.codec;
-    const hash = createHash('sha256');
+    const hash = fileHasher();
     let bundle: OpenBundle | undefined;
     let offset = 0;
     let size = 0;
@@ -125,7 +126,7 @@ export class BundleWriter {
     }
     await encoder?.end();
     // Empty files store nothing, so there is nothing to decode either.
-    const stored: StoredFile = { size, sha256: hash.digest('hex'), storedSize, compression: size ? codec.compression : 'none', encryption: size ? codec.encryption : 'none' };
+    const stored: StoredFile = { size, digest: hash.digest(), storedSize, compression: size ? codec.compression : 'none', encryption: size ? codec.encryption : 'none' };
     if (bundle) {
       stored.bundle = (bundle as OpenBundle).id;
       stored.offset = offset;

@@ -110,6 +110,11 @@ describe('validateManifest', () => {
     expect(validateManifest(manifest([], { status: 'STARTED', files: [], bundles: [] }), place)).toBeDefined();
   });
 
+  it('takes a per-file digest of each known algorithm, and the sha256 of manifests written before', () => {
+    const files = [file('base/1/2', { sha256: undefined, digest: `blake3:${SHA}` }), file('base/1/3', { sha256: undefined, digest: `sha256:${SHA}` }), file('base/1/4')];
+    expect(validateManifest(manifest(files), place).files.map((f) => f.path)).toContain('base/1/4');
+  });
+
   it.each<[string, BackupManifest | unknown, string]>([
     ['a traversal name', manifest([file('../../x')]), 'entry "../../x": the path has a ".." part'],
     ['an absolute name', manifest([file('/etc/cron.d/x')]), 'entry "/etc/cron.d/x": the path is absolute'],
@@ -122,6 +127,13 @@ describe('validateManifest', () => {
     ['a huge mode', manifest([file('base/1/2', { mode: 0o170777 })]), 'entry "base/1/2": mode has bits beyond 07777'],
     ['a mode as text', manifest([file('base/1/2', { mode: '0600' as unknown as number })]), 'entry "base/1/2": mode is not a non-negative integer'],
     ['a bad checksum', manifest([file('base/1/2', { sha256: 'zz' })]), 'entry "base/1/2": sha256 is not 64 hex digits'],
+    ['an unknown digest algorithm', manifest([file('base/1/2', { sha256: undefined, digest: `md5:${'a'.repeat(32)}` })]), 'entry "base/1/2": digest algorithm "md5" is not one pgharbor knows (blake3, sha256)'],
+    ['a digest with no algorithm', manifest([file('base/1/2', { sha256: undefined, digest: SHA })]), 'entry "base/1/2": digest algorithm "" is not one pgharbor knows (blake3, sha256)'],
+    ['a short digest', manifest([file('base/1/2', { sha256: undefined, digest: `blake3:${'a'.repeat(63)}` })]), 'entry "base/1/2": blake3 digest is not 64 lower-case hex digits'],
+    ['a long digest', manifest([file('base/1/2', { sha256: undefined, digest: `blake3:${'a'.repeat(65)}` })]), 'entry "base/1/2": blake3 digest is not 64 lower-case hex digits'],
+    ['an upper-case digest', manifest([file('base/1/2', { sha256: undefined, digest: `sha256:${'A'.repeat(64)}` })]), 'entry "base/1/2": sha256 digest is not 64 lower-case hex digits'],
+    ['a digest that is not text', manifest([file('base/1/2', { sha256: undefined, digest: 7 as unknown as string })]), 'entry "base/1/2": digest is not a string'],
+    ['two digests', manifest([file('base/1/2', { digest: `blake3:${SHA}` })]), 'entry "base/1/2": it records both digest and sha256'],
     ['bytes with no place to read them', manifest([file('base/1/2', { bundle: undefined, offset: undefined })]), 'entry "base/1/2": the file has bytes but no bundle or object to read them from'],
     ['an object key escaping its tree', manifest([file('base/1/2', { bundle: undefined, object: '../../../other/identity.json' })]), 'entry "base/1/2": its stored object name is invalid: the path has a ".." part'],
     ['a reference that is not a backup id', manifest([file('base/1/2', { reference: '../x' })]), 'entry "base/1/2": reference is not a backup id'],

@@ -1,5 +1,6 @@
 import { HarborError } from '../errors.js';
 import { isBackupId } from './backup-id.js';
+import { fileDigestProblem } from '../codec/file-digest.js';
 import { MANIFEST_FORMAT_VERSION, type BackupManifest } from './manifest.js';
 import { storedEntryProblem, storedPathProblem } from './stored-path.js';
 
@@ -134,6 +135,12 @@ export function validateManifest(value: unknown, place: ManifestPlace): BackupMa
     if (f.type === 'symlink' && f.linkTarget !== undefined && typeof f.linkTarget !== 'string') fail('linkTarget is not a string', p);
     if (f.type !== 'file') continue;
     if (f.sha256 !== undefined && (typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256))) fail('sha256 is not 64 hex digits', p);
+    if (f.digest !== undefined) {
+      // One recorded digest per file: two could disagree, and which one a reader trusted would decide what it accepts.
+      if (f.sha256 !== undefined) fail('it records both digest and sha256', p);
+      const digestProblem = fileDigestProblem(f.digest);
+      if (digestProblem) fail(digestProblem, p);
+    }
     if (f.bundle !== undefined && (!isCount(f.bundle) || f.bundle < 1)) fail('bundle is not a positive integer', p);
     for (const key of ['offset', 'storedSize'] as const) if (f[key] !== undefined && !isCount(f[key])) fail(`${key} is not a non-negative integer`, p);
     if (f.bundle !== undefined && !isCount(f.offset)) fail('a file stored in a bundle has no offset', p);

@@ -29,7 +29,12 @@ export interface ManifestFile {
   mode: number;
   /** Symlink target, for type "symlink". */
   linkTarget?: string;
-  /** sha256 of the original bytes, hex. */
+  /**
+   * Digest of the original bytes, `"<algorithm>:<hex>"` (codec/file-digest.ts:
+   * blake3 today). Decides identity where a later backup reuses this file.
+   */
+  digest?: string;
+  /** Before per-file algorithms: the sha256 of the original bytes, hex (read, never written). */
   sha256?: string;
   /** Where the bytes are stored: bundle number inside the backup named by `reference` (or this backup). */
   bundle?: number;

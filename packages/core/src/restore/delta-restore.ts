@@ -2,13 +2,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { HarborError, errorMessage } from '../errors.js';
 import type { BackupManifest, ManifestFile } from '../repository/manifest.js';
-import { sha256OfFile } from './file-sha256.js';
+import { digestAlgorithmOf, digestOfLocalFile, matchesRecorded, recordedDigest } from '../codec/file-digest.js';
 import { ContainedTree } from './contained-tree.js';
 
 /**
  * `restore --delta`: bring an existing data directory of the same cluster
  * back to a backup by rewriting only what differs, as pgBackRest's delta
- * restore does. Files whose size and sha256 match the manifest stay;
+ * restore does. Files whose size and digest match the manifest stay;
  * changed ones are replaced; what the backup does not have is removed
  * (inside tablespaces only below the cluster's own PG_<version> directory).
  *
@@ -166,14 +166,14 @@ export async function planDelta(destination: string, backup: BackupManifest, tab
     }
   }
 
-  // Same size and same sha256: keep. Read in parallel (hashing stays on this thread; reads on the pool).
+  // Same size and same digest (in the entry's own algorithm): keep. Read in parallel (hashing stays on this thread; reads on the pool).
   const queue = candidates.filter(([, file]) => file.path !== CONTROL_FILE);
   await Promise.all(
     Array.from({ length: Math.max(1, jobs) }, async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [p, file] = next;
         const stat = await fs.lstat(p);
-        if (stat.size === file.size && file.sha256 && (await sha256OfFile(p, (bytes) => (summary.checkedBytes += bytes))) === file.sha256) {
+        if (stat.size === file.size && recordedDigest(file) && matchesRecorded(file, await digestOfLocalFile(p, digestAlgorithmOf(file), (bytes) => (summary.checkedBytes += bytes)))) {
           kept.add(file.path);
           summary.keptFiles++;
           summary.keptBytes += file.size;

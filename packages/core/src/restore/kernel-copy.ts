@@ -1,6 +1,6 @@
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import type { ManifestFile } from '../repository/manifest.js';
-import { checkDigest, sha256OfFile } from './file-sha256.js';
+import { checkDigest, digestAlgorithmOf, digestOfLocalFile } from '../codec/file-digest.js';
 
 /**
  * A file stored as it is and alone in its object of a local repository (a
@@ -23,7 +23,7 @@ export async function copyStoredFile(source: string, target: string, file: Manif
   copied.catch(() => {}); // awaited below, after the hash; never unhandled meanwhile
   let actual: string;
   try {
-    actual = await sha256OfFile(source);
+    actual = await digestOfLocalFile(source, digestAlgorithmOf(file));
   } finally {
     await copied.catch(() => {}); // the copy must have stopped before we report anything
   }

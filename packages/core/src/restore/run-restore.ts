@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { displayStatus } from '../repository/backup-status.js';
 import { closeSync, futimesSync, openSync, writeSync } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -13,7 +12,7 @@ import { resolveRestorableBackup } from './resolve-backup.js';
 import { ChunkReader } from './chunk-reader.js';
 import { OverlappedWrites } from './overlapped-writes.js';
 import { copyStoredFile } from './kernel-copy.js';
-import { checkDigest } from './file-sha256.js';
+import { checkDigest, digestAlgorithmOf, fileHasher } from '../codec/file-digest.js';
 import { prepareDestination, handOverOwnership, syncFilesystems } from './restore-destination.js';
 import { assertTargetReachable, hasTarget, pickBackupForTarget, validateRecoveryTarget, type RecoveryTarget } from './recovery-target.js';
 import { writeRecoveryConfig, type RecoveryConfigResult } from './recovery-config.js';
@@ -89,7 +88,7 @@ const CONTROL_FILE = 'global/pg_control';
 
 /**
  * Restore a DONE backup into an empty directory. Every file is checked
- * against its sha256 as it is written and fsynced; pg_control comes last.
+ * against its digest as it is written and fsynced; pg_control comes last.
  */
 export async function runRestore(harbor: Harbor, server: ServerHandle, options: RestoreOptions): Promise<RestoreSummary> {
   const started = Date.now();
@@ -330,7 +329,7 @@ const FLUSH_AT_ONCE = 64 * 1024 * 1024;
 
 async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterable<Buffer>): Promise<void> {
   if (file.size <= SMALL_FILE) return writeSmallFile(target, file, chunks);
-  const hash = createHash('sha256');
+  const hash = fileHasher(digestAlgorithmOf(file));
   // O_EXCL | O_NOFOLLOW: never write over something that was already there, never through a link.
   const handle = await fs.open(target, FILE_CREATE_FLAGS, file.mode & 0o777 || 0o600);
   const writes = new OverlappedWrites(handle, givePooledBuffer); // decoded frames go back to the decoder's pool once written
@@ -340,7 +339,7 @@ async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterab
       await writes.write(chunk);
     }
     await writes.drain();
-    checkDigest(file, hash.digest('hex'));
+    checkDigest(file, hash.digest());
     if (file.mtime) await handle.utimes(file.mtime, file.mtime);
     // A big file is flushed now, while the other jobs go on: the closing syncfs then finds it clean.
     if (file.size >= FLUSH_AT_ONCE) await handle.datasync();
@@ -352,13 +351,13 @@ async function writeFile(target: string, file: ManifestFile, chunks: AsyncIterab
 
 /** A small file: read and checked whole, then written at once (nothing is written when it does not match). */
 async function writeSmallFile(target: string, file: ManifestFile, chunks: AsyncIterable<Buffer>): Promise<void> {
-  const hash = createHash('sha256');
+  const hash = fileHasher(digestAlgorithmOf(file));
   const parts: Buffer[] = [];
   for await (const chunk of chunks) {
     hash.update(chunk);
     parts.push(chunk);
   }
-  checkDigest(file, hash.digest('hex'));
+  checkDigest(file, hash.digest());
   // O_EXCL | O_NOFOLLOW: never write over something that was already there, never through a link.
   const fd = openSync(target, FILE_CREATE_FLAGS, file.mode & 0o777 || 0o600);
   try {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { displayStatus } from '../repository/backup-status.js';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -12,6 +11,7 @@ import { resolveBackup } from '../restore/resolve-backup.js';
 import { ChunkReader } from '../restore/chunk-reader.js';
 import { decodeFile } from '../codec/backup-codec.js';
 import { givePooledBuffer } from '../codec/buffer-pool.js';
+import { digestAlgorithmOf, emptyDigest, fileHasher, matchesRecorded, recordedDigest } from '../codec/file-digest.js';
 import { storedObjectKey } from '../repository/stored-object.js';
 import { verifyWal, type WalVerification } from './verify-wal.js';
 import { runPgVerifybackup, type PgVerifybackupResult } from './pg-verifybackup.js';
@@ -65,7 +65,7 @@ export interface VerifyReport {
 
 /**
  * `pgharbor verify`: re-read every stored file of a backup from the
- * repository, decrypt and decompress it, and check its size and sha256;
+ * repository, decrypt and decompress it, and check its size and digest;
  * optionally the WAL it needs and the archive after it, and PostgreSQL's
  * own pg_verifybackup. Every problem is collected with the file it
  * concerns; nothing stops at the first one.
@@ -190,8 +190,6 @@ function groupByBundle(repository: Repository, backup: BackupManifest, files: Ma
   return empty.files.length ? [...groups.values(), empty] : [...groups.values()];
 }
 
-const EMPTY_SHA256 = createHash('sha256').digest('hex');
-
 async function verifyGroup(
   repository: Repository,
   backupId: string,
@@ -202,7 +200,7 @@ async function verifyGroup(
 ): Promise<void> {
   if (group.key === '') {
     for (const file of group.files) {
-      if (file.sha256 && file.sha256 !== EMPTY_SHA256) problems.push({ kind: 'manifest', file: file.path, message: `${file.path}: empty, but the manifest's checksum is not that of an empty file` });
+      if (recordedDigest(file) && !matchesRecorded(file, emptyDigest(digestAlgorithmOf(file)))) problems.push({ kind: 'manifest', file: file.path, message: `${file.path}: empty, but the manifest's checksum is not that of an empty file` });
       if (copy) await writeCopy(copy, file, []);
       onFile(file, 0);
     }
@@ -236,7 +234,7 @@ async function verifyGroup(
           yield chunk;
         }
       })();
-      const hash = createHash('sha256');
+      const hash = fileHasher(digestAlgorithmOf(file));
       let size = 0;
       let handle: fs.FileHandle | undefined;
       try {
@@ -247,9 +245,9 @@ async function verifyGroup(
           if (handle) await handle.write(chunk);
           givePooledBuffer(chunk); // a decoded frame goes back to the decoder's pool (anything else is ignored)
         }
-        const actual = hash.digest('hex');
+        const actual = hash.digest();
         if (size !== file.size) problems.push({ kind: 'file', file: file.path, message: `${file.path}: ${size} bytes after decoding, the manifest says ${file.size}` });
-        else if (file.sha256 && actual !== file.sha256) problems.push({ kind: 'file', file: file.path, message: `${file.path} does not match its checksum (expected sha256 ${file.sha256}, got ${actual})` });
+        else if (recordedDigest(file) && !matchesRecorded(file, actual)) problems.push({ kind: 'file', file: file.path, message: `${file.path} does not match its checksum (expected ${recordedDigest(file)}, got ${actual})` });
       } catch (error) {
         const message = errorMessage(error);
         problems.push({ kind: 'file', file: file.path, message: message.includes(file.path) ? message : `${file.path}: ${message}` });
