@@ -87,3 +87,4 @@ export * from './restore/stage-wal.js';
 export * from './restore/remote-restore.js';
 export { loadExeca } from './lazy-execa.js';
 export { closeInheritedDescriptors } from './inherited-descriptors.js';
+export * from './codec/archive-decompress.js';

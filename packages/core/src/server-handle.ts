@@ -46,9 +46,9 @@ export class ServerHandle {
   }
 
   /** A physical replication connection over streaming_conninfo, as pg_basebackup opens it. */
-  connectStreaming(): Promise<pg.Client> {
+  connectStreaming(extra: { application_name?: string } = {}): Promise<pg.Client> {
     const plan = this.named(this.streamingKey, () => conninfoToConnectPlan(this.streamingConninfo, this.streamingPassword()));
-    return connectPostgres(plan, `server ${this.name} (streaming)`, { replication: 'true' } as pg.ClientConfig);
+    return connectPostgres(plan, `server ${this.name} (streaming)`, { ...extra, replication: 'true' } as pg.ClientConfig);
   }
 
   private get streamingKey(): string {

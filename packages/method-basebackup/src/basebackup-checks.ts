@@ -1,18 +1,20 @@
 import type pg from 'pg';
-import { loadExeca, pgMajor, queryServerInfo, type CheckContext } from '@pgharbor/core';
-import { parseToolMajor } from './pg-basebackup-args.js';
+import { pgMajor, queryServerInfo, type CheckContext } from '@pgharbor/core';
+import { NEWEST_MAJOR, OLDEST_MAJOR } from './basebackup-method.js';
+import { parseServerCompression } from './base-backup-command.js';
 
-/** The checks `pgharbor check` runs for servers backed up with pg_basebackup. */
+/**
+ * The checks `pgharbor check` runs for servers backed up with BASE_BACKUP.
+ * No client program is needed: pgharbor speaks the protocol itself.
+ */
 export async function basebackupChecks(context: CheckContext): Promise<void> {
   const { server } = context;
   if (server.config.method !== 'basebackup') return;
 
-  let serverVersion: number | undefined;
   await context.run('PostgreSQL streaming', async () => {
-    // A physical replication connection, as pg_basebackup opens it.
+    // The physical replication connection the backup opens.
     let client: pg.Client | undefined;
     try {
-      server.toolConnection(); // what pg_basebackup will get: refuses a secret that could only travel on its command line
       client = await server.connectStreaming();
       const result = await client.query('IDENTIFY_SYSTEM');
       return { ok: true, detail: `system ${result.rows[0].systemid}, timeline ${result.rows[0].timeline}` };
@@ -29,40 +31,43 @@ export async function basebackupChecks(context: CheckContext): Promise<void> {
     }
   });
 
+  let versionNum: number | undefined;
   await context.run('max_wal_senders', async () => {
     const client = await server.connect();
     try {
-      serverVersion = (await queryServerInfo(client)).versionNum;
+      versionNum = (await queryServerInfo(client)).versionNum;
       const { rows } = await client.query(
-        `SELECT current_setting('max_wal_senders')::int AS max, (SELECT count(*)::int FROM pg_stat_replication) AS used`,
+        `SELECT current_setting('max_wal_senders')::int AS max, (SELECT count(*)::int FROM pg_stat_replication) AS used,
+                current_setting('max_replication_slots')::int AS slots, (SELECT count(*)::int FROM pg_replication_slots) AS slots_used`,
       );
       const free = rows[0].max - rows[0].used;
-      return free >= 1
-        ? { ok: true, detail: `${free} of ${rows[0].max} free` }
-        : { ok: false, detail: `all ${rows[0].max} WAL senders are in use`, hint: 'raise max_wal_senders (restart needed)' };
+      if (free < 1) return { ok: false, detail: `all ${rows[0].max} WAL senders are in use`, hint: 'raise max_wal_senders (restart needed)' };
+      // The backup holds a temporary slot so that the WAL it needs is kept.
+      if (rows[0].slots - rows[0].slots_used < 1) return { ok: false, detail: `all ${rows[0].slots} replication slots are in use`, hint: 'raise max_replication_slots (restart needed): a backup takes a temporary one' };
+      return { ok: true, detail: `${free} of ${rows[0].max} free` };
     } finally {
       await client.end().catch(() => {});
     }
   });
 
-  const tool = server.pgTool('pg_basebackup', serverVersion);
-  let toolMajor: number | undefined;
-  await context.run('pg_basebackup', async () => {
-    const execa = await loadExeca();
-    const result = await execa(tool, ['--version'], { reject: false });
-    if (result.exitCode !== 0) {
-      return { ok: false, detail: `${tool} not found or not runnable`, hint: 'install the PostgreSQL client package or set pg_bin_dir' };
+  if (versionNum === undefined) return;
+  const major = pgMajor(versionNum);
+  const compression = (() => {
+    try {
+      return parseServerCompression(server.config.server_compression as string | undefined);
+    } catch {
+      return undefined; // the config check reports it
     }
-    toolMajor = parseToolMajor(String(result.stdout));
-    return { ok: true, detail: String(result.stdout).trim() };
+  })();
+  const supported = major >= OLDEST_MAJOR;
+  context.report({
+    name: 'BASE_BACKUP protocol',
+    ok: supported && !(compression && major < 15),
+    detail: !supported
+      ? `PostgreSQL ${major} is older than ${OLDEST_MAJOR}`
+      : compression && major < 15
+        ? `server_compression ${compression.algorithm} needs PostgreSQL 15+, the server is ${major}`
+        : `PostgreSQL ${major}${major > NEWEST_MAJOR ? ` (newer than ${NEWEST_MAJOR}, spoken as ${NEWEST_MAJOR})` : ''}`,
+    hint: !supported ? 'upgrade the server, or use method: rsync' : compression && major < 15 ? 'remove server_compression for this server' : undefined,
   });
-  if (toolMajor !== undefined && serverVersion !== undefined) {
-    const ok = toolMajor >= pgMajor(serverVersion);
-    context.report({
-      name: 'pg_basebackup compatible',
-      ok,
-      detail: ok ? undefined : `pg_basebackup ${toolMajor} is older than the server (${pgMajor(serverVersion)})`,
-      hint: ok ? undefined : `install PostgreSQL ${pgMajor(serverVersion)} client tools or point pg_bin_dir at them`,
-    });
-  }
 }

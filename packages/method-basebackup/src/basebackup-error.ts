@@ -1,17 +1,41 @@
-import { HarborError } from '@pgharbor/core';
+import { HarborError, errorMessage } from '@pgharbor/core';
+import { ConnectionLostError, ProtocolError } from './protocol-messages.js';
+import { ServerError } from './replication-session.js';
 
-/** Turn pg_basebackup's last words into an error with a hint a DBA can act on. */
-export function basebackupError(server: string, exitCode: number | undefined, signal: string | undefined, stderr: string): HarborError {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-  const errors = lines.filter((l) => /error|fatal/i.test(l));
-  const said = (errors.length ? errors : lines).slice(-2).join(' / ') || 'no output';
-  const how = signal ? `killed by ${signal}` : `exit code ${exitCode}`;
-  let hint = 'see the message above; run `pgharbor check ' + server + '`';
-  if (/pg_hba\.conf/.test(stderr)) hint = 'allow the streaming user to connect for replication in pg_hba.conf (a "replication" line), then reload PostgreSQL';
-  else if (/max_wal_senders|too many clients|standby connections/.test(stderr)) hint = 'raise max_wal_senders (restart needed) or stop other WAL senders';
-  else if (/password authentication failed|no password supplied/.test(stderr)) hint = 'set streaming_password (from_env or from_file) or add the user to ~/.pgpass';
-  else if (/must be superuser or replication role|permission denied/.test(stderr)) hint = 'ALTER ROLE <user> REPLICATION for the streaming_conninfo user';
-  else if (/incompatible server version/.test(stderr)) hint = 'use a pg_basebackup at least as new as the server (pg_bin_dir)';
-  else if (/could not connect|Connection refused|No such file or directory/.test(stderr)) hint = 'is the server running and listening where streaming_conninfo says?';
-  return new HarborError(`server ${server}: pg_basebackup failed (${how}): ${said}`, { hint });
+/**
+ * A failure during BASE_BACKUP as an error a DBA can act on: what the
+ * server said (ErrorResponse), a stream that is not what PostgreSQL sends,
+ * or a connection that went away. Errors that already say what to do
+ * (HarborError from the sink, the config) pass through.
+ */
+export function backupStreamError(server: string, error: unknown): HarborError {
+  if (error instanceof HarborError) return error;
+  if (error instanceof ServerError) {
+    const { M: message = '', C: code = '' } = error.fields;
+    let hint = `see the server's log; run \`pgharbor check ${server}\`, then take the backup again`;
+    if (/max_wal_senders|too many clients|replication slots/.test(message) || code === '53300') hint = 'raise max_wal_senders (restart needed) or stop other WAL senders';
+    else if (code === '42501' || /must be superuser or replication role|permission denied/.test(message)) hint = 'ALTER ROLE <user> REPLICATION for the streaming_conninfo user';
+    else if (/backup.*in progress|exclusive backup/i.test(message)) hint = 'another backup is running on this server: wait for it to end';
+    else if (/WAL.*(removed|recycled)|requested WAL segment/.test(message)) hint = 'the server removed WAL the backup needs: check that the temporary replication slot can be created (max_replication_slots)';
+    else if (code === '57P01' || /terminating/.test(message)) hint = 'the server was shut down or the WAL sender was terminated (pg_terminate_backend): take the backup again';
+    const detail = error.fields.D ? ` (${error.fields.D})` : '';
+    return new HarborError(`server ${server}: PostgreSQL ended the backup with an error: ${error.message}${detail}`, { hint, cause: error });
+  }
+  if (error instanceof ProtocolError) {
+    return new HarborError(`server ${server}: the backup stream is not what a PostgreSQL server sends: ${error.message}`, {
+      hint: 'check what answers on streaming_conninfo (a proxy or pooler must pass replication connections through unchanged); the backup is marked FAILED',
+      cause: error,
+    });
+  }
+  const code = (error as NodeJS.ErrnoException).code;
+  if (error instanceof ConnectionLostError || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT') {
+    return new HarborError(`server ${server}: the replication connection was lost during the backup: ${errorMessage(error)}`, {
+      hint: 'is the server running? its log says why the WAL sender ended (a restart, pg_terminate_backend, a network failure); take the backup again',
+      cause: error,
+    });
+  }
+  return new HarborError(`server ${server}: the backup failed: ${errorMessage(error)}`, {
+    hint: 'the backup is marked FAILED and will never be restored; fix the cause and take a new one',
+    cause: error,
+  });
 }

@@ -1,89 +1,138 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { Readable } from 'node:stream';
 import type pg from 'pg';
 import {
   HarborError,
-  loadExeca,
+  decompressArchiveStream,
   parseBackupLabel,
   parseLsn,
+  pgMajor,
   queryServerInfo,
   walFileBefore,
   type BackupMethod,
   type MethodContext,
   type MethodResult,
 } from '@pgharbor/core';
-import { parseEndLsn, pgBasebackupArgs } from './pg-basebackup-args.js';
-import { basebackupError } from './basebackup-error.js';
-import { withLargeStdoutBuffer } from './stdout-buffering.js';
+import { ARCHIVE_SUFFIX, baseBackupCommand, parseMaxRate, parseServerCompression } from './base-backup-command.js';
+import { receiveBaseBackup } from './base-backup-stream.js';
+import { ReplicationSession } from './replication-session.js';
+import { backupStreamError } from './basebackup-error.js';
 
 interface BasebackupOptions {
   immediate_checkpoint?: boolean;
   max_rate?: string;
+  label?: string;
+  server_compression?: string;
   staging_dir?: string;
 }
 
-/** Backups by streaming replication: pg_basebackup's tar stream, stored as it arrives. */
+/** The majors whose BASE_BACKUP pgharbor speaks: 13 brought the backup manifest. */
+export const OLDEST_MAJOR = 13;
+export const NEWEST_MAJOR = 18;
+
+/**
+ * Backups by streaming replication: pgharbor sends BASE_BACKUP on a
+ * replication connection of its own and stores the tar stream of each
+ * tablespace as it arrives (no pg_basebackup, no staging copy).
+ */
 export const basebackupMethod: BackupMethod = {
   serverOptions: {
     immediate_checkpoint: {
       type: 'boolean',
       description: 'true: ask for a fast checkpoint so the backup starts at once; false (default): wait for a spread checkpoint',
     },
-    max_rate: { type: 'string', pattern: '^[0-9]+[kM]?$', description: 'pg_basebackup --max-rate, e.g. "32M"' },
+    max_rate: { type: 'string', pattern: '^[0-9]+[kM]?$', description: 'transfer rate limit on the server, kB/s or with k/M, e.g. "32M" (as pg_basebackup --max-rate)' },
+    label: { type: 'string', maxLength: 1023, description: "the backup label PostgreSQL writes into backup_label (default: \"pgharbor backup <id>\"); the CLI's --label wins" },
+    server_compression: {
+      type: 'string',
+      pattern: '^(none|(gzip|lz4|zstd)(:[0-9]{1,2})?)$',
+      description: 'PostgreSQL 15+: the server compresses the stream (none, gzip, lz4, zstd, optionally :LEVEL), for a network slower than the disk; pgharbor decompresses it before storing',
+    },
     staging_dir: {
       type: 'string',
-      description: 'local directory for the tar files of a cluster with tablespaces (pg_basebackup cannot stream those to stdout)',
+      description: 'unused since pgharbor speaks BASE_BACKUP itself (tablespaces stream without a staging copy); accepted so that older configs validate',
     },
   },
 
   async run(context: MethodContext): Promise<MethodResult> {
-    const { server } = context;
+    const { server, logger, signal } = context;
     const options = server.config as BasebackupOptions;
+    if (options.staging_dir !== undefined) logger.warn(`server ${server.name}: staging_dir is no longer used by the basebackup method (tablespaces stream without a staging copy): remove it from the config`);
+    const compression = parseServerCompression(options.server_compression);
+    const maxRateKb = options.max_rate ? parseMaxRate(options.max_rate) : undefined;
+
     const client = await server.connect();
+    let session: ReplicationSession | undefined;
+    const onAbort = () => session?.abort(signal.reason instanceof Error ? signal.reason : new Error('backup aborted'));
     try {
       const info = await queryServerInfo(client);
+      const major = pgMajor(info.versionNum);
+      if (major < OLDEST_MAJOR) {
+        throw new HarborError(`server ${server.name}: PostgreSQL ${major} is too old for the basebackup method (BASE_BACKUP with a backup manifest needs ${OLDEST_MAJOR} or later)`, {
+          hint: 'upgrade the server, or use method: rsync',
+        });
+      }
+      if (major > NEWEST_MAJOR) logger.warn(`server ${server.name}: PostgreSQL ${major} is newer than this pgharbor knows (${NEWEST_MAJOR}); speaking BASE_BACKUP as to ${NEWEST_MAJOR}`);
+      const command = baseBackupCommand({ versionNum: info.versionNum, label: context.label, fastCheckpoint: options.immediate_checkpoint ?? false, maxRateKb, compression });
       const sizes = await client.query(`SELECT sum(pg_database_size(oid))::bigint AS size FROM pg_database`);
       context.setExpectedBytes(Number(sizes.rows[0].size));
-      // -X fetch sends the WAL at the end of the backup: a temporary slot,
-      // reserved now and gone with this session, keeps the server from
+      // WAL comes inside the main tar at the end of the backup: a temporary
+      // slot, reserved now and gone with this session, keeps the server from
       // recycling it meanwhile (wal_keep_size need not be tuned for us).
       await reserveWal(client, context.backupId);
 
-      // The password goes into pg_basebackup's environment, never its command line (ps shows that to everyone).
-      const { conninfo, env } = server.toolConnection({ application_name: 'pgharbor_backup' });
-      const tool = server.pgTool('pg_basebackup', info.versionNum);
-      const common = { conninfo, env, label: context.label, fastCheckpoint: options.immediate_checkpoint ?? false, maxRate: options.max_rate };
-      const multiTablespace = info.tablespaces.length > 0;
+      session = new ReplicationSession(await server.connectStreaming({ application_name: 'pgharbor_backup' }), (notice) => logger.info(`server ${server.name}: ${notice}`));
+      if (signal.aborted) throw signal.reason;
+      signal.addEventListener('abort', onAbort, { once: true });
+      session.send(command);
 
-      let captured: Map<string, Buffer>;
-      let stderr: string;
-      if (!multiTablespace) {
-        ({ captured, stderr } = await streamToSink(context, tool, pgBasebackupArgs({ ...common, target: '-' }), env));
-      } else {
-        ({ captured, stderr } = await viaStaging(context, tool, common, options.staging_dir));
+      let labelText: Buffer | undefined;
+      const positions = await receiveBaseBackup(session.messages, info.versionNum >= 150000, compression ? ARCHIVE_SUFFIX[compression.algorithm] : '', {
+        onArchive: async (archive, data) => {
+          const tar = compression ? Readable.from(decompressArchiveStream(data, compression.algorithm), { objectMode: false, highWaterMark: 256 * 1024 }) : data;
+          if (archive.tablespace) {
+            await context.sink.ingestTar(tar, { pathPrefix: `pg_tblspc/${archive.tablespace.oid}` });
+          } else {
+            // backup_manifest comes on its own (15+: after 'm'; 13/14: its own CopyOut): one inside the tar would be forged.
+            const captured = await context.sink.ingestTar(tar, { capture: ['backup_label'], skip: ['backup_manifest'] });
+            labelText = captured.get('backup_label');
+          }
+        },
+        onManifest: (content) => context.sink.storePgBackupManifest(content),
+      });
+
+      if (!labelText) throw new HarborError(`server ${server.name}: the backup stream had no backup_label`, { hint: 'is streaming_conninfo a PostgreSQL server? the backup is marked FAILED' });
+      const backupLabel = parseBackupLabel(labelText.toString('utf8'));
+      if (parseLsn(backupLabel.startLsn) !== parseLsn(positions.startLsn) || backupLabel.timeline !== positions.startTimeline) {
+        throw new HarborError(`server ${server.name}: backup_label says the backup starts at ${backupLabel.startLsn} on timeline ${backupLabel.timeline}, the server said ${positions.startLsn} on ${positions.startTimeline}`, {
+          hint: 'the stream is inconsistent: check what answers on streaming_conninfo; the backup is marked FAILED',
+        });
       }
-
-      const labelText = captured.get('backup_label');
-      if (!labelText) throw new HarborError(`server ${server.name}: pg_basebackup sent no backup_label`, { hint: 'is this a PostgreSQL data directory stream? report this as a bug' });
-      const label = parseBackupLabel(labelText.toString('utf8'));
-      const pgManifest = captured.get('backup_manifest');
-      if (pgManifest) await context.sink.storePgBackupManifest(pgManifest);
-      const stopLsn = parseEndLsn(stderr) ?? manifestEndLsn(pgManifest);
-      if (!stopLsn) throw new HarborError(`server ${server.name}: could not learn the backup's end LSN from pg_basebackup`, { hint: 'report this as a bug with the pg_basebackup version' });
+      if (parseLsn(positions.endLsn) < parseLsn(positions.startLsn)) {
+        throw new HarborError(`server ${server.name}: the backup ends (${positions.endLsn}) before it starts (${positions.startLsn})`, { hint: 'check what answers on streaming_conninfo; the backup is marked FAILED' });
+      }
+      const spaces = new Set(positions.tablespaces.map((t) => t.oid));
+      if (spaces.size !== info.tablespaces.length || info.tablespaces.some((t) => !spaces.has(t.oid))) {
+        throw new HarborError(`server ${server.name}: the tablespaces changed during the backup (${[...spaces].join(', ') || 'none'} sent, ${info.tablespaces.map((t) => t.oid).join(', ') || 'none'} listed before)`, {
+          hint: 'take the backup again once no tablespace is being created or dropped',
+        });
+      }
       return {
-        startLsn: label.startLsn,
-        stopLsn,
-        checkpointLsn: label.checkpointLsn,
-        startWal: label.startWal,
-        stopWal: walFileBefore(label.timeline, stopLsn, info.walSegmentSize),
-        timeline: label.timeline,
-        startTime: label.startTime,
+        startLsn: backupLabel.startLsn,
+        stopLsn: positions.endLsn,
+        checkpointLsn: backupLabel.checkpointLsn,
+        startWal: backupLabel.startWal,
+        stopWal: walFileBefore(positions.endTimeline, positions.endLsn, info.walSegmentSize),
+        timeline: backupLabel.timeline,
+        startTime: backupLabel.startTime,
         walIncluded: true,
         tablespaces: info.tablespaces,
       };
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      throw backupStreamError(server.name, error);
     } finally {
+      signal.removeEventListener('abort', onAbort);
+      session?.close();
       await client.end().catch(() => {});
     }
   },
@@ -92,95 +141,4 @@ export const basebackupMethod: BackupMethod = {
 async function reserveWal(client: pg.Client, backupId: string): Promise<void> {
   const slot = `pgharbor_${backupId.toLowerCase()}_${process.pid}`;
   await client.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]);
-}
-
-/** Run pg_basebackup with the tar on stdout and feed it to the sink. */
-async function streamToSink(context: MethodContext, tool: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ captured: Map<string, Buffer>; stderr: string }> {
-  const [command, argv] = await withLargeStdoutBuffer(tool, args);
-  const execa = await loadExeca();
-  const child = execa(command, argv, {
-    env,
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    buffer: false,
-    reject: false,
-    cancelSignal: context.signal,
-    forceKillAfterDelay: 5_000,
-  });
-  const stderr = collectTail(child.stderr!);
-  let captured: Map<string, Buffer>;
-  try {
-    captured = await context.sink.ingestTar(child.stdout!, { capture: ['backup_label', 'backup_manifest'], skip: ['backup_manifest'] });
-  } catch (error) {
-    const killedByUs = child.kill('SIGTERM');
-    const result = await child;
-    // pg_basebackup died first (an exit code, or a signal that was not ours): its words explain the failure.
-    if (result.exitCode || (result.signal && !(killedByUs && result.signal === 'SIGTERM'))) {
-      throw basebackupError(context.server.name, result.exitCode, result.signal, stderr.text());
-    }
-    throw error;
-  }
-  const result = await child;
-  if (result.exitCode !== 0 || result.signal) throw basebackupError(context.server.name, result.exitCode, result.signal, stderr.text());
-  return { captured, stderr: stderr.text() };
-}
-
-/**
- * Clusters with tablespaces: pg_basebackup writes one tar per tablespace
- * into a local staging directory, which is then ingested and removed.
- */
-async function viaStaging(
-  context: MethodContext,
-  tool: string,
-  common: { conninfo: string; env: NodeJS.ProcessEnv; label: string; fastCheckpoint: boolean; maxRate?: string },
-  stagingParent: string | undefined,
-): Promise<{ captured: Map<string, Buffer>; stderr: string }> {
-  const staging = await mkdtemp(path.join(stagingParent ?? os.tmpdir(), `pgharbor-staging-${context.backupId}-`));
-  try {
-    context.logger.info(`cluster has tablespaces: pg_basebackup writes tar files to ${staging} first`);
-    const execa = await loadExeca();
-    const result = await execa(tool, pgBasebackupArgs({ ...common, target: staging }), {
-      env: common.env,
-      stdin: 'ignore',
-      reject: false,
-      cancelSignal: context.signal,
-      forceKillAfterDelay: 5_000,
-    });
-    if (result.exitCode !== 0 || result.signal) throw basebackupError(context.server.name, result.exitCode, result.signal, String(result.stderr));
-    const captured = await context.sink.ingestTar(createReadStream(path.join(staging, 'base.tar'), { highWaterMark: 1024 * 1024 }), {
-      capture: ['backup_label'],
-    });
-    const names = await readdir(staging);
-    if (names.includes('backup_manifest')) captured.set('backup_manifest', await readFile(path.join(staging, 'backup_manifest')));
-    for (const name of names) {
-      const oid = /^(\d+)\.tar$/.exec(name)?.[1];
-      if (!oid) continue;
-      await context.sink.ingestTar(createReadStream(path.join(staging, name), { highWaterMark: 1024 * 1024 }), { pathPrefix: `pg_tblspc/${oid}` });
-    }
-    return { captured, stderr: String(result.stderr) };
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
-}
-
-/** Keep the last 64 KiB of a stream: enough for pg_basebackup's messages, bounded whatever it prints. */
-function collectTail(stream: NodeJS.ReadableStream): { text(): string } {
-  let tail = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    tail = (tail + chunk).slice(-65536);
-  });
-  return { text: () => tail };
-}
-
-function manifestEndLsn(manifest: Buffer | undefined): string | undefined {
-  if (!manifest) return undefined;
-  try {
-    const ranges = JSON.parse(manifest.toString('utf8'))['WAL-Ranges'] as { 'End-LSN': string }[];
-    const end = ranges.at(-1)?.['End-LSN'];
-    return end && parseLsn(end) > 0n ? end : undefined;
-  } catch {
-    return undefined;
-  }
 }

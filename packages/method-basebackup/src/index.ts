@@ -3,7 +3,8 @@ import { basebackupMethod } from './basebackup-method.js';
 import { basebackupChecks } from './basebackup-checks.js';
 
 export { basebackupMethod } from './basebackup-method.js';
-export { pgBasebackupArgs, parseToolMajor, parseEndLsn } from './pg-basebackup-args.js';
+export { baseBackupCommand, parseMaxRate, parseServerCompression, quoteLiteral, checkLabel } from './base-backup-command.js';
+export { readMessages, MAX_MESSAGE } from './protocol-messages.js';
 
 /** Registers the "basebackup" method and its checks. */
 const plugin: HarborPlugin = {

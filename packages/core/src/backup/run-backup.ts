@@ -83,7 +83,8 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
       status: 'STARTED',
       type: 'full',
       method: server.config.method,
-      label: options.label ?? `pgharbor backup ${id}`,
+      // --label, else the server's label setting (a method option, e.g. basebackup's), else one naming the backup.
+      label: options.label ?? (typeof server.config.label === 'string' ? server.config.label : undefined) ?? `pgharbor backup ${id}`,
       startTime: started.toISOString(),
       pgVersion: info.versionNum,
       systemIdentifier: info.systemIdentifier,

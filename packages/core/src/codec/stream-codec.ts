@@ -169,7 +169,8 @@ async function* decompressStream(plain: AsyncIterable<Buffer>, compression: stri
   while (queue.length) yield await queue.shift()!;
 }
 
-async function* gunzipStream(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+/** gzip (one or more members) decoded as it streams, at zlib's pace: the consumer's reads set how much is inflated. */
+export async function* gunzipStream(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const zlib = await import('node:zlib');
   const gunzip = zlib.createGunzip();
   const stop = new AbortController();

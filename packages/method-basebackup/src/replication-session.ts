@@ -1,0 +1,106 @@
+import type { Socket } from 'node:net';
+import type pg from 'pg';
+import { parseNotice, queryMessage, readMessages, TERMINATE, type BackendMessage, ConnectionLostError } from './protocol-messages.js';
+
+/**
+ * A physical replication connection driven message by message.
+ *
+ * Why node-postgres for the start and our own reader after it: the start
+ * (sslmode's attempts, TLS, SCRAM, passfile, service file, error hints) is
+ * what every other pgharbor connection does, through ServerHandle's
+ * connectStreaming and connectPostgres; doing it again would be a second
+ * libpq emulation to keep in step. What follows BASE_BACKUP is where
+ * node-postgres does not fit: it knows one CopyOut per query (13/14 send
+ * one per tablespace between result sets), it pushes messages as fast as
+ * they arrive (no backpressure: a slow repository would buffer the whole
+ * backup), and pg-protocol's parser buffers a message of whatever length
+ * the server declares. So once the connection is ready for a query, its
+ * socket is taken over: pg's listener is removed, the socket paused, and
+ * protocol-messages.ts reads it pull-based, with bounded messages.
+ */
+export class ReplicationSession {
+  private readonly socket: Socket;
+  private readonly queue: MessageQueue;
+  private closed = false;
+
+  constructor(client: pg.Client, private readonly onNotice: (text: string) => void) {
+    const socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
+    // The server is idle (ReadyForQuery seen), so nothing is in flight while pg's reader is swapped for ours.
+    socket.removeAllListeners('data');
+    socket.pause();
+    this.socket = socket;
+    this.queue = new MessageQueue(readMessages(socket as AsyncIterable<Buffer>), onNotice);
+  }
+
+  /** Send a simple query (a replication command). */
+  send(command: string): void {
+    this.socket.write(queryMessage(command));
+  }
+
+  get messages(): MessageQueue {
+    return this.queue;
+  }
+
+  /** Stop everything now: the reader fails with `reason`. */
+  abort(reason: Error): void {
+    this.closed = true;
+    this.socket.destroy(reason);
+  }
+
+  /**
+   * End the session: Terminate, then close. Closing the session ends the
+   * walsender (and a backup it runs) on the server.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.socket.writable) this.socket.end(TERMINATE);
+    const timer = setTimeout(() => this.socket.destroy(), 2_000);
+    timer.unref();
+    this.socket.once('close', () => clearTimeout(timer));
+  }
+}
+
+/** An error the server sent (ErrorResponse). */
+export class ServerError extends Error {
+  constructor(readonly fields: Record<string, string>) {
+    super(`${fields.M ?? 'error without a message'}${fields.C ? ` (SQLSTATE ${fields.C})` : ''}`);
+  }
+}
+
+/**
+ * Backend messages with one message of look-back (`putBack`), notices
+ * passed on, ParameterStatus dropped, and ErrorResponse thrown.
+ */
+export class MessageQueue {
+  private held?: BackendMessage;
+
+  constructor(
+    private readonly source: AsyncGenerator<BackendMessage>,
+    private readonly onNotice: (text: string) => void,
+  ) {}
+
+  async next(expecting: string): Promise<BackendMessage> {
+    if (this.held) {
+      const held = this.held;
+      this.held = undefined;
+      return held;
+    }
+    for (;;) {
+      const { value, done } = await this.source.next();
+      if (done) throw new ConnectionLostError(`the server closed the connection while pgharbor expected ${expecting}`);
+      if (value.type === 'E') throw new ServerError(parseNotice(value.body));
+      if (value.type === 'N') {
+        const notice = parseNotice(value.body);
+        this.onNotice(`${notice.V ?? notice.S ?? 'NOTICE'}: ${notice.M ?? ''}`);
+        continue;
+      }
+      if (value.type === 'S') continue; // ParameterStatus: nothing here depends on a setting changing
+      return value;
+    }
+  }
+
+  putBack(message: BackendMessage): void {
+    this.held = message;
+  }
+}
