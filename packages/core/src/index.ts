@@ -38,6 +38,7 @@ export * from './postgres/server-info.js';
 export * from './backup/backup-method.js';
 export * from './backup/run-backup.js';
 export * from './backup/tar-ingest.js';
+export { TarFormatError } from './backup/tar-reader.js';
 export * from './restore/run-restore.js';
 export * from './restore/recovery-target.js';
 export * from './restore/recovery-config.js';

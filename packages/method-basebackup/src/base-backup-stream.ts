@@ -182,10 +182,13 @@ async function* archiveData(queue: MessageQueue, handlers: BaseBackupHandlers): 
     const kind = message.type === 'd' && message.body.length > 0 ? message.body[0] : 0;
     if (kind === 0x64) yield message.body.subarray(1); // 'd'
     else if (kind === 0x70) handlers.onProgress?.(progressBytes(message.body)); // 'p'
-    else {
+    else if (message.type === 'c' || kind === 0x6e || kind === 0x6d) {
+      // CopyDone, 'n' or 'm': this archive is complete; the caller reads on from there.
       queue.putBack(message);
       return;
-    }
+    } else if (message.type === 'd') {
+      throw new ProtocolError(`the backup stream has a message of unknown kind ${JSON.stringify(message.body.length ? String.fromCharCode(message.body[0]) : '')}`);
+    } else throw unexpected(message, 'backup data');
   }
 }
 

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type pg from 'pg';
 import {
   HarborError,
+  TarFormatError,
   decompressArchiveStream,
   parseBackupLabel,
   parseLsn,
@@ -16,6 +17,7 @@ import { ARCHIVE_SUFFIX, baseBackupCommand, parseMaxRate, parseServerCompression
 import { receiveBaseBackup } from './base-backup-stream.js';
 import { ReplicationSession } from './replication-session.js';
 import { backupStreamError } from './basebackup-error.js';
+import { ProtocolError } from './protocol-messages.js';
 
 interface BasebackupOptions {
   immediate_checkpoint?: boolean;
@@ -87,16 +89,17 @@ export const basebackupMethod: BackupMethod = {
 
       let labelText: Buffer | undefined;
       const positions = await receiveBaseBackup(session.messages, info.versionNum >= 150000, compression ? ARCHIVE_SUFFIX[compression.algorithm] : '', {
-        onArchive: async (archive, data) => {
-          const tar = compression ? Readable.from(decompressArchiveStream(data, compression.algorithm), { objectMode: false, highWaterMark: 256 * 1024 }) : data;
-          if (archive.tablespace) {
-            await context.sink.ingestTar(tar, { pathPrefix: `pg_tblspc/${archive.tablespace.oid}` });
-          } else {
-            // backup_manifest comes on its own (15+: after 'm'; 13/14: its own CopyOut): one inside the tar would be forged.
-            const captured = await context.sink.ingestTar(tar, { capture: ['backup_label'], skip: ['backup_manifest'] });
-            labelText = captured.get('backup_label');
-          }
-        },
+        onArchive: (archive, data) =>
+          ingestArchive(archive.name, async () => {
+            const tar = compression ? Readable.from(decompressArchiveStream(data, compression.algorithm), { objectMode: false, highWaterMark: 256 * 1024 }) : data;
+            if (archive.tablespace) {
+              await context.sink.ingestTar(tar, { pathPrefix: `pg_tblspc/${archive.tablespace.oid}` });
+            } else {
+              // backup_manifest comes on its own (15+: after 'm'; 13/14: its own CopyOut): one inside the tar would be forged.
+              const captured = await context.sink.ingestTar(tar, { capture: ['backup_label'], skip: ['backup_manifest'] });
+              labelText = captured.get('backup_label');
+            }
+          }),
         onManifest: (content) => context.sink.storePgBackupManifest(content),
       });
 
@@ -141,4 +144,19 @@ export const basebackupMethod: BackupMethod = {
 async function reserveWal(client: pg.Client, backupId: string): Promise<void> {
   const slot = `pgharbor_${backupId.toLowerCase()}_${process.pid}`;
   await client.query('SELECT pg_create_physical_replication_slot($1, true, true)', [slot]);
+}
+
+/**
+ * An archive the tar reader or a decompressor cannot read is the server's
+ * stream at fault: say which archive. (Storage errors pass unchanged.)
+ */
+async function ingestArchive(name: string, ingest: () => Promise<void>): Promise<void> {
+  try {
+    await ingest();
+  } catch (error) {
+    if (error instanceof TarFormatError || (error instanceof Error && /^(lz4|zstd|not an lz4|compressed stream)|incorrect header check|unexpected end of file|invalid (block type|distance)/.test(error.message))) {
+      throw new ProtocolError(`archive ${name}: ${error.message}`);
+    }
+    throw error;
+  }
 }
