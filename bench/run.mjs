@@ -41,6 +41,7 @@ Options (each also settable by the environment variable in brackets):
   --datadir DIR      reuse a data dir kept by an earlier --keep run instead of pgbench -i (DATADIR)
   --results DIR      results directory (RESULTS_DIR, default .bench-results/<timestamp>)
   (PGHARBOR_CLI=path/to/bin.cjs times another build of the CLI, e.g. a scratch copy with a fix)
+  (PGHARBOR_CLI_BEFORE=path/to/bin.cjs adds the row pgharbor_backup_before: that build's backup, side by side)
   (QUIET_PSI=N [QUIET_WAIT=S]: before each measured command, wait up to S s (120) for CPU pressure < N%)
   -h, --help`;
 
@@ -100,7 +101,9 @@ function die(msg) {
 const restoreLabel = (jobs) => (jobs === 0 ? 'pgharbor_restore' : `pgharbor_restore_j${jobs}`);
 
 /** Backup phase: all read the cluster, write a fresh output. */
-const BACKUP_TESTS = ['pgharbor_backup', 'pgbb_plain', 'pgbb_tar', 'pgbb_tar_lz4', 'floor_tar_create'];
+const BACKUP_TESTS = ['pgharbor_backup', 'pgharbor_backup_before', 'pgbb_plain', 'pgbb_tar', 'pgbb_tar_stdout', 'pgbb_tar_lz4', 'floor_tar_create'];
+/** Another build of the CLI timed on the same data (e.g. main before a change): PGHARBOR_CLI_BEFORE. */
+const CLI_BEFORE = process.env.PGHARBOR_CLI_BEFORE ?? '';
 /** pg_basebackup's own lz4 (issue 9's reference): run by default only when pgharbor compresses with lz4 too. */
 const LZ4_ONLY = ['pgbb_tar_lz4'];
 /** Restore phase: all read what this rep's backup phase wrote. */
@@ -108,7 +111,8 @@ const RESTORE_TESTS = [...P.restoreJobs.map(restoreLabel), 'floor_tar_extract', 
 const DEPENDS = { floor_tar_extract: 'floor_tar_create' };
 for (const j of P.restoreJobs) DEPENDS[restoreLabel(j)] = 'pgharbor_backup';
 
-let selected = new Set(P.tests.length ? P.tests : [...BACKUP_TESTS, ...RESTORE_TESTS].filter((t) => P.compression === 'lz4' || !LZ4_ONLY.includes(t)));
+let selected = new Set(P.tests.length ? P.tests : [...BACKUP_TESTS, ...RESTORE_TESTS].filter((t) => (P.compression === 'lz4' || !LZ4_ONLY.includes(t)) && (CLI_BEFORE || t !== 'pgharbor_backup_before')));
+if (selected.has('pgharbor_backup_before') && !CLI_BEFORE) die('pgharbor_backup_before needs PGHARBOR_CLI_BEFORE (the other build\'s packages/cli/dist/bin.cjs)');
 for (const t of selected) if (![...BACKUP_TESTS, ...RESTORE_TESTS].includes(t)) die(`unknown test "${t}" (known: ${[...BACKUP_TESTS, ...RESTORE_TESTS].join(', ')})`);
 for (const t of [...selected]) if (DEPENDS[t]) selected.add(DEPENDS[t]);
 const backupTests = BACKUP_TESTS.filter((t) => selected.has(t));
@@ -322,6 +326,9 @@ function summarize(rows, dataBytes) {
   };
   check('pgharbor_backup / pgbb_plain', ratio('pgharbor_backup', 'pgbb_plain'), 1.2);
   check('pgharbor_backup / pgbb_tar', ratio('pgharbor_backup', 'pgbb_tar'));
+  // Issue 17: an uncompressed backup at most as long as pg_basebackup's tar on stdout into a file; the build before, for comparison.
+  check('pgharbor_backup / pgbb_tar_stdout', ratio('pgharbor_backup', 'pgbb_tar_stdout'), P.compression === 'none' ? 1.0 : undefined);
+  check('pgharbor_backup / pgharbor_backup_before', ratio('pgharbor_backup', 'pgharbor_backup_before'));
   check('pgharbor_backup / floor_tar_create', ratio('pgharbor_backup', 'floor_tar_create'));
   // Issue 9: an lz4 backup next to pg_basebackup's own client-side lz4, within 1.3x and under 150 MB.
   if (P.compression === 'lz4') check('pgharbor_backup (lz4) / pgbb_tar_lz4', ratio('pgharbor_backup', 'pgbb_tar_lz4'), 1.3);
@@ -432,6 +439,26 @@ try {
       pgharbor_backup: async (label) => {
         const row = await measure(label, rep, [process.execPath, CLI, '--config', configFile, '--json', 'backup', SERVER]);
         row.out_bytes = duBytes(repoDir);
+        return row;
+      },
+      pgharbor_backup_before: async (label) => {
+        // The same backup by another build (PGHARBOR_CLI_BEFORE) into a repository of its own.
+        const beforeRepo = `${repoDir}-before`;
+        const beforeConfig = `${configFile}.before.yaml`;
+        await writeFile(beforeConfig, (await readFile(configFile, 'utf8')).replace(`path: ${repoDir}`, `path: ${beforeRepo}`));
+        const row = await measure(label, rep, [process.execPath, CLI_BEFORE, '--config', beforeConfig, '--json', 'backup', SERVER]);
+        row.out_bytes = duBytes(beforeRepo);
+        await rm(beforeRepo, { recursive: true, force: true });
+        return row;
+      },
+      pgbb_tar_stdout: async (label) => {
+        // The tar on stdout into one file (what pgharbor relayed before it spoke BASE_BACKUP itself), made durable like the others.
+        const parent = await pgDir(repDir, label);
+        const out = path.join(parent, 'base.tar');
+        const script = '"$1" -d "$2" -Ft -X fetch --checkpoint=fast -D - > "$3" && sync -f "$3"';
+        const row = await measure(label, rep, ['runuser', '-u', 'postgres', '--', 'sh', '-c', script, 'sh', pgbbBin, cluster.conninfo, out]);
+        row.out_bytes = duBytes(out);
+        await rm(parent, { recursive: true, force: true });
         return row;
       },
       pgbb_plain: async (label) => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstat, mkdir, readFile, readdir, readlink, rename, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { answerPrefix, answerSuffix, startWalsenderProxy, wire, type WalsenderProxy } from './walsender-proxy.js';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { pack as tarPack } from 'tar-stream';
 import { chownToPgUser, pgOsUser, startS3Server, startSshd, type SandboxS3Server, type SandboxSshd } from '@pgharbor/sandbox';
@@ -368,11 +369,19 @@ describe('hostile repository content: writes stay inside the target', () => {
   });
 
   describe('a hostile name in the server stream fails the backup at ingest', () => {
-    /** A stand-in for pg_basebackup that sends a crafted tar: the thing under test is our tar reader, not the server. */
+    /**
+     * A stand-in for the server's WAL sender (a loopback proxy answering
+     * BASE_BACKUP) that sends a crafted tar: the thing under test is our tar
+     * reader, not the server.
+     */
+    const proxies: WalsenderProxy[] = [];
+    afterAll(async () => {
+      for (const proxy of proxies) await proxy.close();
+    });
     async function fakeServerConfig(entries: { name: string; type: 'file' | 'symlink' | 'directory'; content?: string; linkname?: string }[]): Promise<string> {
       const n = ++targets;
       const dir = path.join(ws.dir, `fake-${n}`);
-      await mkdir(path.join(dir, 'bin'), { recursive: true });
+      await mkdir(dir, { recursive: true });
       const pack = tarPack();
       const done = (async () => {
         const parts: Buffer[] = [];
@@ -384,23 +393,12 @@ describe('hostile repository content: writes stay inside the target', () => {
         pack.entry({ name: e.name, type: e.type, linkname: e.linkname, mode: 0o600 }, e.content === undefined ? undefined : Buffer.from(e.content));
       }
       pack.finalize();
-      await writeFile(path.join(dir, 'stream.tar'), await done);
-      // Says where the backup ended, as pg_basebackup does, so that without the check the backup would end DONE.
-      // To stdout (-D -), or as base.tar into the staging directory (a cluster with tablespaces).
-      const tar = path.join(dir, 'stream.tar');
-      await writeFile(
-        path.join(dir, 'bin', 'pg_basebackup'),
-        [
-          '#!/bin/sh',
-          'target=-',
-          'while [ $# -gt 0 ]; do [ "$1" = --pgdata ] && target="$2"; shift; done',
-          'echo "pg_basebackup: write-ahead log end point: 0/2000100" >&2',
-          `if [ "$target" = - ]; then cat '${tar}'; else cp '${tar}' "$target/base.tar"; fi`,
-          '',
-        ].join('\n'),
-        { mode: 0o755 },
-      );
-      const config = (await readFile(ws.configFile, 'utf8')).replace(/    repositories:\n[\s\S]*$/, `    pg_bin_dir: ${path.join(dir, 'bin')}\n    repositories:\n      - { type: posix, path: ${path.join(dir, 'repo')} }\n`);
+      const tar = await done;
+      // A complete answer that says where the backup ended, so that without the check the backup would end DONE.
+      const proxy = await startWalsenderProxy(ws.cluster, { kind: 'answer', answer: () => Buffer.concat([answerPrefix(), wire.copyData('d', tar), answerSuffix()]) });
+      proxies.push(proxy);
+      const streaming = `    streaming_conninfo: "host=127.0.0.1 port=${proxy.port} user=postgres dbname=postgres sslmode=disable"\n`;
+      const config = (await readFile(ws.configFile, 'utf8')).replace(/    repositories:\n[\s\S]*$/, `${streaming}    repositories:\n      - { type: posix, path: ${path.join(dir, 'repo')} }\n`);
       await writeFile(path.join(dir, 'pgharbor.config.yaml'), config);
       return path.join(dir, 'pgharbor.config.yaml');
     }

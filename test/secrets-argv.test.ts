@@ -10,8 +10,8 @@ import { CLI, createWorkspace, waitFor, type Workspace } from './harness.js';
 
 /**
  * Another local user can read every process's command line (`ps -eo args`,
- * /proc/PID/cmdline). While pgharbor runs pg_basebackup and pg_receivewal
- * with a password-protected connection (scram-sha-256 over TCP), the
+ * /proc/PID/cmdline). While pgharbor backs up (its own BASE_BACKUP client,
+ * no child process) and runs pg_receivewal with a password-protected connection (scram-sha-256 over TCP), the
  * password given inline in conninfo or through `password: { from_file }`
  * must never be on any command line, nor in pgharbor's output.
  */
@@ -97,15 +97,15 @@ describe('no password on any command line', () => {
     return { backup, sampler, leaks: sampler.containing(secret) };
   };
 
-  it('password inline in conninfo: pg_basebackup gets it in its environment, not its command line; the backup restores', async () => {
+  it('password inline in conninfo: the backup authenticates in-process (no child gets it), nothing shows it; the backup restores', async () => {
     await ws.cluster.query(`ALTER ROLE postgres PASSWORD '${inlineSecret}'`);
-    // max_rate: a copy slow enough (≈ 2 s) for the sampler to see pg_basebackup many times.
+    // max_rate: a copy slow enough (≈ 2 s) for the sampler to look many times.
     await serverConfig(ws, [`conninfo: "${tcp} password=${inlineSecret}"`, 'max_rate: 16M']);
     const { backup, sampler, leaks } = await backupWhileSampling(inlineSecret);
     expect(backup.stderr).not.toMatch(/ERROR/);
     expect(backup.exitCode).toBe(0);
-    expect(sampler.of('pg_basebackup').length, 'the sampler never saw pg_basebackup run').toBeGreaterThan(0);
-    expect(sampler.of('pg_basebackup').join('\n')).toMatch(/--dbname host='127\.0\.0\.1'/);
+    expect(sampler.samples).toBeGreaterThan(10);
+    expect(sampler.of('pg_basebackup'), 'pgharbor speaks BASE_BACKUP itself: no pg_basebackup runs').toEqual([]);
     expect(leaks).toEqual([]);
     expect(backup.stdout + backup.stderr).not.toContain(inlineSecret);
 
@@ -143,7 +143,7 @@ describe('no password on any command line', () => {
     await serverConfig(ws, [`conninfo: "${tcp}"`, 'password: { from_file: ./pg.pw }', 'max_rate: 16M', `pre_backup_script: ${hook}`]);
     const { backup, sampler, leaks } = await backupWhileSampling(fileSecret);
     expect(backup.exitCode, backup.stderr).toBe(0);
-    expect(sampler.of('pg_basebackup').length).toBeGreaterThan(0);
+    expect(sampler.of('pg_basebackup')).toEqual([]);
     expect(leaks).toEqual([]);
     expect(await readFile(hookOut, 'utf8')).not.toContain(fileSecret);
 
