@@ -17,6 +17,7 @@ export function backupStreamError(server: string, error: unknown): HarborError {
     else if (code === '42501' || /must be superuser or replication role|permission denied/.test(message)) hint = 'ALTER ROLE <user> REPLICATION for the streaming_conninfo user';
     else if (/backup.*in progress|exclusive backup/i.test(message)) hint = 'another backup is running on this server: wait for it to end';
     else if (/WAL.*(removed|recycled)|requested WAL segment/.test(message)) hint = 'the server removed WAL the backup needs: check that the temporary replication slot can be created (max_replication_slots)';
+    else if (/does not support compression/.test(message)) hint = 'this PostgreSQL build lacks that compression library: choose another server_compression (gzip is always built in) or none';
     else if (code === '57P01' || /terminating/.test(message)) hint = 'the server was shut down or the WAL sender was terminated (pg_terminate_backend): take the backup again';
     const detail = error.fields.D ? ` (${error.fields.D})` : '';
     return new HarborError(`server ${server}: PostgreSQL ended the backup with an error: ${error.message}${detail}`, { hint, cause: error });

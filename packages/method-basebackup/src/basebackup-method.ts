@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type pg from 'pg';
 import {
+  ConfigError,
   HarborError,
   TarFormatError,
   decompressArchiveStream,
@@ -74,7 +75,13 @@ export const basebackupMethod: BackupMethod = {
         });
       }
       if (major > NEWEST_MAJOR) logger.warn(`server ${server.name}: PostgreSQL ${major} is newer than this pgharbor knows (${NEWEST_MAJOR}); speaking BASE_BACKUP as to ${NEWEST_MAJOR}`);
-      const command = baseBackupCommand({ versionNum: info.versionNum, label: context.label, fastCheckpoint: options.immediate_checkpoint ?? false, maxRateKb, compression });
+      let command: string;
+      try {
+        command = baseBackupCommand({ versionNum: info.versionNum, label: context.label, fastCheckpoint: options.immediate_checkpoint ?? false, maxRateKb, compression });
+      } catch (error) {
+        if (error instanceof ConfigError) throw new ConfigError(`server ${server.name}: ${error.message}`, error.hint);
+        throw error;
+      }
       const sizes = await client.query(`SELECT sum(pg_database_size(oid))::bigint AS size FROM pg_database`);
       context.setExpectedBytes(Number(sizes.rows[0].size));
       // WAL comes inside the main tar at the end of the backup: a temporary
