@@ -532,7 +532,7 @@ try {
     table,
     '',
     'Ratios: backup rows are divided by the median of `pgbb_plain`, restore rows by the median of `floor_tar_extract`.',
-    'Peak RSS is the largest single process of the command tree (for pgharbor_backup: node or its pg_basebackup child).',
+    'Peak RSS is the largest single process of the command tree (for pgharbor_backup: node; for a relay build, node or its pg_basebackup child). CPU s counts the whole tree.',
     '',
     '## Targets',
     '',
