@@ -38,6 +38,8 @@ export const NEWEST_MAJOR = 18;
  * tablespace as it arrives (no pg_basebackup, no staging copy).
  */
 export const basebackupMethod: BackupMethod = {
+  // Its tar goes through sink.ingestTar, which stores relation files as blocks: it takes diff and incr backups.
+  incremental: true,
   serverOptions: {
     immediate_checkpoint: {
       type: 'boolean',

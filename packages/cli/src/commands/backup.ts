@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError, expire, runBackup, summarize } from '@pgharbor/core';
+import { ConfigError, expire, runBackup, summarize, type BackupType } from '@pgharbor/core';
 import { output, withHarbor, type GlobalOptions } from '../cli-context.js';
 import { createProgress } from '../progress.js';
 import { formatBytes, formatDuration } from '../format.js';
@@ -11,14 +11,11 @@ export function registerBackup(program: Command): void {
     .argument('<server>', 'server name from the config')
     .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
     .option('--label <text>', 'backup label recorded by PostgreSQL')
-    .option('--type <type>', 'full (the only type the basebackup method takes)', 'full')
+    .option('--type <type>', 'full, diff (changes since the newest full) or incr (changes since the newest backup)', parseType, 'full')
     .option('--reuse-backup <mode>', 'rsync method: off, copy or link (overrides reuse_backup for this run)', parseReuse)
     .description('take a backup of the server into a repository')
     .action(async (serverName: string, cmd: { repo?: number; label?: string; type: string; reuseBackup?: string }, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>();
-      if (cmd.type !== 'full') {
-        throw new ConfigError(`--type ${cmd.type} is not available: this release takes full backups`, 'omit --type, or use --type full');
-      }
       await withHarbor(options, async (harbor) => {
         const server = harbor.server(serverName);
         const abort = new AbortController();
@@ -31,6 +28,7 @@ export function registerBackup(program: Command): void {
           const manifest = await runBackup(harbor, server, {
             repo: cmd.repo,
             label: cmd.label,
+            type: cmd.type as BackupType,
             signal: abort.signal,
             overrides: cmd.reuseBackup ? { reuse_backup: cmd.reuseBackup } : {},
             onProgress: (done, total) => progress.update(done, total),
@@ -45,9 +43,10 @@ export function registerBackup(program: Command): void {
           const seconds = (Date.now() - started) / 1000;
           output(options, summarize(manifest), () =>
             [
-              `Backup ${manifest.id} of ${serverName} completed`,
+              `Backup ${manifest.id} of ${serverName} completed (${manifest.type}${manifest.parent ? `, parent ${manifest.parent}` : ''})`,
               `  Size            : ${formatBytes(manifest.size)} in ${manifest.files.filter((f) => f.type === 'file').length} files`,
-              ...(manifest.reusedSize !== undefined ? [`  Incremental size: ${formatBytes(manifest.size - manifest.reusedSize)} (reuse ${manifest.reuse}: ${formatBytes(manifest.reusedSize)} shared with earlier backups)`] : []),
+              ...(manifest.reusedSize !== undefined ? [`  Incremental size: ${formatBytes(manifest.size - manifest.reusedSize)} (${manifest.reuse ? `reuse ${manifest.reuse}: ` : ''}${formatBytes(manifest.reusedSize)} shared with earlier backups)`] : []),
+              `  Stored size     : ${formatBytes(manifest.storedSize)}`,
               `  Begin/end WAL   : ${manifest.startWal} / ${manifest.stopWal} (timeline ${manifest.timeline})`,
               `  Begin/end LSN   : ${manifest.startLsn} / ${manifest.stopLsn}`,
               `  Elapsed         : ${formatDuration(seconds)} (${formatBytes(manifest.size / Math.max(seconds, 0.001))}/s)`,
@@ -63,5 +62,10 @@ export function registerBackup(program: Command): void {
 
 function parseReuse(value: string): string {
   if (!['off', 'copy', 'link'].includes(value)) throw new ConfigError(`--reuse-backup ${value}: unknown mode`, 'use off, copy or link');
+  return value;
+}
+
+function parseType(value: string): string {
+  if (!['full', 'diff', 'incr'].includes(value)) throw new ConfigError(`--type ${value}: unknown backup type`, 'use full, diff or incr');
   return value;
 }

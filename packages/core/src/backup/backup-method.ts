@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { JsonSchema } from '../config/json-schema.js';
 import type { ServerHandle } from '../server-handle.js';
-import type { BackupManifest, ManifestFile, TablespaceInfo } from '../repository/manifest.js';
+import type { BackupManifest, BackupType, ManifestFile, TablespaceInfo } from '../repository/manifest.js';
 import type { Logger } from '../log.js';
 import type { Repository } from '../repository/repository.js';
 
@@ -14,6 +14,12 @@ export interface BackupMethod {
   /** JSON schema of the server options this method reads, merged into the server section's schema. */
   serverOptions?: Record<string, JsonSchema>;
   run(context: MethodContext): Promise<MethodResult>;
+  /**
+   * True when the method stores its files through `sink.ingestTar`, which
+   * takes differential and incremental backups (block maps); other methods
+   * are refused `--type diff|incr`.
+   */
+  incremental?: boolean;
 }
 
 export interface MethodContext {
@@ -28,6 +34,8 @@ export interface MethodContext {
   setExpectedBytes(bytes: number): void;
   /** The repository this backup goes to (read it, e.g. for archived WAL; write only through the sink). */
   repository: Repository;
+  /** full, or diff/incr (only for a method that says `incremental`): the sink stores changes against the parent. */
+  type: BackupType;
   /** Server options overridden for this run from the command line (e.g. reuse_backup). */
   overrides: Record<string, unknown>;
 }

@@ -6,12 +6,14 @@ import { HarborError, errorMessage } from '../errors.js';
 import { queryServerInfo } from '../postgres/server-info.js';
 import { backupIdFor } from '../repository/backup-id.js';
 import { BundleWriter } from '../repository/bundle-writer.js';
-import { MANIFEST_FORMAT_VERSION, type BackupManifest, type ManifestFile } from '../repository/manifest.js';
+import { MANIFEST_FORMAT_VERSION, type BackupManifest, type BackupType, type ManifestFile } from '../repository/manifest.js';
 import { acquireLock } from '../repository/repository-lock.js';
 import { displayStatus, isOrphan, orphanError } from '../repository/backup-status.js';
 import type { Repository } from '../repository/repository.js';
 import { encodePgBackupManifest } from '../repository/manifest-codec.js';
 import { ingestTar } from './tar-ingest.js';
+import { IncrementalStore } from './incremental-store.js';
+import { chooseParent } from './choose-parent.js';
 import { InvalidManifestError, validateManifest, type ManifestPlace } from '../repository/manifest-validate.js';
 import type { BackupSink } from './backup-method.js';
 import { PGHARBOR_VERSION } from '../version.js';
@@ -20,6 +22,12 @@ export interface BackupOptions {
   /** 1-based repository number; default the first. */
   repo?: number;
   label?: string;
+  /**
+   * full (default); diff: only what changed since the newest full; incr:
+   * only what changed since the newest backup. Without a parent that fits,
+   * a full is taken (with an INFO line saying why).
+   */
+  type?: BackupType;
   /** Called as bytes are stored (for a progress display). */
   onProgress?: (storedBytes: number, expectedBytes: number | undefined) => void;
   /** Abort the backup (e.g. on SIGINT): it ends FAILED. */
@@ -65,12 +73,20 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
   }
   await repository.checkIdentity(info.systemIdentifier, info.versionNum);
   await repository.codec.prepareWrite(); // a wrong or missing encryption key fails here, before anything is stored
+  const askedType = options.type ?? 'full';
+  if (askedType !== 'full' && !method.incremental) {
+    throw new HarborError(`server ${server.name}: method ${server.config.method} does not take ${askedType} backups`, {
+      hint: server.config.method === 'rsync' ? 'the rsync method reuses unchanged files of the previous backup by itself (reuse_backup): take --type full' : 'take --type full, or use the basebackup method',
+      exitCode: 2,
+    });
+  }
 
   const lock = await acquireLock(repository, 'backup', 'backup');
   try {
     await failOrphans(repository, harbor);
     const started = new Date();
     const id = await uniqueBackupId(repository, started);
+    const chosen = await chooseParent(repository, askedType, { systemIdentifier: info.systemIdentifier, pgVersion: info.versionNum, method: server.config.method }, harbor.logger);
     const event: BackupEvent = { server: server.name, backupId: id, method: server.config.method, repository: repository.location };
     attempt.backupId = id;
     const veto = await harbor.hooks.backup.before.promise(event);
@@ -81,7 +97,8 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
       id,
       server: server.name,
       status: 'STARTED',
-      type: 'full',
+      type: chosen.type,
+      ...(chosen.parent ? { parent: chosen.parent.id } : {}),
       method: server.config.method,
       // --label, else the server's label setting (a method option, e.g. basebackup's), else one naming the backup.
       label: options.label ?? (typeof server.config.label === 'string' ? server.config.label : undefined) ?? `pgharbor backup ${id}`,
@@ -99,9 +116,10 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
       pgharborVersion: PGHARBOR_VERSION,
     };
     await repository.writeManifest(manifest);
-    harbor.logger.info(`backup ${id} of ${server.name} started (method ${manifest.method}, repository ${repository.name}: ${repository.location})`);
+    harbor.logger.info(`backup ${id} of ${server.name} started (${manifest.type}${manifest.parent ? ` of ${manifest.parent}` : ""}, method ${manifest.method}, repository ${repository.name}: ${repository.location})`);
 
     const writer = new BundleWriter(repository, id);
+    const store = new IncrementalStore(repository, id, writer, chosen.parent && { manifest: chosen.parent, chain: chosen.chain! });
     const abort = new AbortController();
     const onAbort = () => abort.abort(options.signal?.reason ?? new Error('backup aborted'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -111,8 +129,8 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
       ingestTar: (tar, ingestOptions) =>
         ingestTar(
           tar,
-          writer,
-          (file) => record(file),
+          (source, size, path) => store.store(source, size, path),
+          (file, reusedBytes) => record(file, reusedBytes),
           ingestOptions,
         ),
       storePgBackupManifest: async (content) => {
@@ -154,6 +172,7 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
         signal: abort.signal,
         setExpectedBytes: (bytes) => (expected = bytes),
         repository,
+        type: chosen.type,
         overrides: options.overrides ?? {},
       });
       if (abort.signal.aborted) throw abort.signal.reason;

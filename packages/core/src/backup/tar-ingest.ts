@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { BundleWriter } from '../repository/bundle-writer.js';
+import type { StoredEntry } from './incremental-store.js';
 import type { ManifestFile } from '../repository/manifest.js';
 import type { IngestOptions } from './backup-method.js';
 import { readTar } from './tar-reader.js';
@@ -13,8 +13,8 @@ import { storedEntryProblem } from '../repository/stored-path.js';
  */
 export async function ingestTar(
   tar: Readable,
-  writer: BundleWriter,
-  onEntry: (file: ManifestFile) => void,
+  store: (source: AsyncIterable<Buffer> | Buffer[], size: number, path: string) => Promise<StoredEntry>,
+  onEntry: (file: ManifestFile, reusedBytes?: number) => void,
   options: IngestOptions = {},
 ): Promise<Map<string, Buffer>> {
   const captured = new Map<string, Buffer>();
@@ -47,8 +47,8 @@ export async function ingestTar(
         source = [captured.get(path)!];
       }
       if (skip.has(path)) continue; // the reader skips what was not read
-      const stored = await writer.writeFile(source, header.size, path);
-      onEntry({ ...base, type: 'file', ...stored });
+      const { stored, reusedBytes } = await store(source, header.size, path);
+      onEntry({ ...base, type: 'file', ...stored }, reusedBytes);
     } else if (header.type === 'directory') {
       if (path) onEntry({ ...base, type: 'directory' });
     } else if (header.type === 'symlink') {

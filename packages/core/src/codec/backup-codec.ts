@@ -102,7 +102,8 @@ function damaged(file: ManifestFile, error: unknown): HarborError {
  */
 export async function checkBackupReadable(repository: Repository, backup: BackupManifest): Promise<void> {
   assertEncryptedFiles(repository, backup);
-  const encrypted = backup.files.filter((f) => f.type === 'file' && (f.encryption ?? 'none') !== 'none' && (f.bundle !== undefined || f.object !== undefined));
+  // Block-mapped files are stored as super blocks and a map, read (and their key tried) by the restore's map check.
+  const encrypted = backup.files.filter((f) => f.type === 'file' && !f.blockMap && (f.encryption ?? 'none') !== 'none' && (f.bundle !== undefined || f.object !== undefined));
   if (encrypted.length === 0) return;
   await repository.codec.key();
   const probe = encrypted.reduce((a, b) => ((b.storedSize ?? b.size) < (a.storedSize ?? a.size) ? b : a));

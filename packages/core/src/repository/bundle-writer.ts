@@ -24,6 +24,13 @@ interface OpenBundle {
   size: number;
 }
 
+/** A place in the open bundle where a caller writes pieces it encodes itself (BundleWriter.writeSpan). */
+export interface BundleSpan {
+  /** Where the next byte goes: opens the bundle when none is open. */
+  position(): { bundle: number; offset: number };
+  write(bytes: Buffer): Promise<void>;
+}
+
 /** Closed bundles that may be committing at once (see BundleWriter.closing). */
 const MAX_CLOSING = 3;
 
@@ -67,6 +74,32 @@ export class BundleWriter {
     const stored = this.repository.codec.isIdentity ? await this.writePlain(source) : await this.writeEncoded(source, path);
     if (big || (this.current && this.current.size >= this.targetSize)) await this.closeCurrent();
     return stored;
+  }
+
+  /**
+   * Write one file as pieces the caller encodes itself (a relation file's
+   * super blocks and block map, blocks/store-relation-file.ts), all in one
+   * bundle, at positions the caller learns before writing them (encrypted
+   * pieces are bound to their place). Same bundle rules as writeFile.
+   */
+  async writeSpan<T>(sizeHint: number, fill: (span: BundleSpan) => Promise<T>): Promise<T> {
+    const big = sizeHint >= this.targetSize / 2;
+    if (big) await this.closeCurrent();
+    let bundle: OpenBundle | undefined;
+    const result = await fill({
+      position: () => {
+        bundle ??= this.open();
+        return { bundle: bundle.id, offset: bundle.size };
+      },
+      write: async (bytes) => {
+        if (bytes.length === 0) return;
+        bundle ??= this.open();
+        bundle.size += bytes.length;
+        await this.write(bundle, bytes);
+      },
+    });
+    if (big || (this.current && this.current.size >= this.targetSize)) await this.closeCurrent();
+    return result;
   }
 
   private async writePlain(source: AsyncIterable<Buffer> | Buffer[]): Promise<StoredFile> {

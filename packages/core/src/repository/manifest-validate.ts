@@ -3,6 +3,8 @@ import { isBackupId } from './backup-id.js';
 import { fileDigestProblem } from '../codec/file-digest.js';
 import { MANIFEST_FORMAT_VERSION, type BackupManifest } from './manifest.js';
 import { storedEntryProblem, storedPathProblem } from './stored-path.js';
+import { maxBlockMapSize } from '../blocks/block-map.js';
+import { isRelationFile } from '../blocks/relation-file.js';
 
 /**
  * Structural validation of a manifest read from a repository, before
@@ -68,6 +70,25 @@ export async function readValidManifest(read: () => Promise<unknown>, place: Man
     throw error;
   }
   return validateManifest(value, place);
+}
+
+/**
+ * A block-mapped relation file (blocks/block-map.ts): the map lies inside
+ * the file's stored span in its bundle and is no larger than a file of
+ * this size can need, so a reader knows how much it may read before it
+ * reads it. Format 1 readers would misread such a file: format 2 only.
+ */
+function checkBlockMapEntry(f: Record<string, unknown>, formatVersion: number, fail: (reason: string) => never): void {
+  const map = f.blockMap as Record<string, unknown>;
+  if (formatVersion < 2) fail('a block map in a format 1 manifest');
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) fail('blockMap is not an object');
+  for (const key of ['offset', 'storedSize', 'size'] as const) if (!isCount(map[key])) fail(`blockMap.${key} is not a non-negative integer`);
+  if (typeof map.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(map.sha256)) fail('blockMap.sha256 is not 64 hex digits');
+  if (!isRelationFile(f.path as string) || (f.size as number) < 1) fail('only a relation file with bytes has a block map');
+  if (f.bundle === undefined || f.object !== undefined || !isCount(f.storedSize)) fail('a block-mapped file must be stored in a bundle');
+  const [offset, storedSize, size] = [map.offset as number, map.storedSize as number, map.size as number];
+  if (size > maxBlockMapSize(f.size as number)) fail(`its block map claims ${size} bytes, more than a file of ${f.size} bytes can need`);
+  if (offset < (f.offset as number) || offset + storedSize !== (f.offset as number) + (f.storedSize as number)) fail('its block map does not end the stored span of the file');
 }
 
 /** The manifest as a BackupManifest when it passes every rule; else an InvalidManifestError naming the first problem. */
@@ -152,6 +173,7 @@ export function validateManifest(value: unknown, place: ManifestPlace): BackupMa
       const objectProblem = storedPathProblem(f.object);
       if (objectProblem) fail(`its stored object name is invalid: ${objectProblem}`, p);
     }
+    if (f.blockMap !== undefined) checkBlockMapEntry(f, m.formatVersion as number, (reason) => fail(reason, p));
   }
   // Nothing may lie under a file (it would be written through it, or fail half-way).
   for (const p of types.keys()) {

@@ -5,7 +5,12 @@
  */
 import type { DeletionMarker } from './deletion-marker.js';
 
-export const MANIFEST_FORMAT_VERSION = 1;
+/**
+ * 2: relation files may be block-mapped (`blockMap`): their stored bytes
+ * are super blocks and a map, which a reader of format 1 would misread
+ * as the file itself. Format 1 manifests keep reading.
+ */
+export const MANIFEST_FORMAT_VERSION = 2;
 
 export type BackupStatus = 'STARTED' | 'DONE' | 'FAILED';
 export type BackupType = 'full' | 'incr' | 'diff';
@@ -53,6 +58,22 @@ export interface ManifestFile {
    * repository, unchanged files hard-linked to the previous backup's).
    */
   object?: string;
+  /**
+   * A relation file stored as blocks (blocks/block-map.ts): `bundle`,
+   * `offset` and `storedSize` span the super blocks this backup stored
+   * for it and the block map that follows them, at `offset` inside the
+   * bundle, `storedSize` bytes stored, `size` bytes decoded, with the
+   * sha256 of the decoded map. The map points to each block's super block,
+   * in this backup or an earlier one of its chain.
+   */
+  blockMap?: BlockMapInfo;
+}
+
+export interface BlockMapInfo {
+  offset: number;
+  storedSize: number;
+  size: number;
+  sha256: string;
 }
 
 export interface BundleInfo {

@@ -38,6 +38,8 @@ export interface DeltaSummary {
 export interface DeltaPlan {
   /** Manifest paths of the files kept as they are. */
   kept: Set<string>;
+  /** Manifest paths of block-mapped files found in place: only their blocks that differ are rewritten (blocks/restore-relation-file.ts). */
+  patch: Set<string>;
   summary: DeltaSummary;
 }
 
@@ -108,6 +110,7 @@ export async function checkDeltaTarget(destination: string, backup: BackupManife
 export async function planDelta(destination: string, backup: BackupManifest, tablespaceDirs: Map<number, string>, jobs = 2): Promise<DeltaPlan> {
   const summary: DeltaSummary = { keptFiles: 0, keptBytes: 0, copiedFiles: 0, copiedBytes: 0, removed: 0, checkedBytes: 0 };
   const kept = new Set<string>();
+  const patch = new Set<string>();
 
   // First of all: the directory stops being startable, and keeps saying whose it is.
   const control = path.join(destination, CONTROL_FILE);
@@ -173,6 +176,12 @@ export async function planDelta(destination: string, backup: BackupManifest, tab
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [p, file] = next;
         const stat = await fs.lstat(p);
+        if (file.blockMap) {
+          // Compared block by block against its map when restored: no whole-file read here.
+          patch.add(file.path);
+          if ((stat.mode & 0o777) !== (file.mode & 0o777) && file.mode) await fs.chmod(p, file.mode & 0o777);
+          continue;
+        }
         if (stat.size === file.size && recordedDigest(file) && matchesRecorded(file, await digestOfLocalFile(p, digestAlgorithmOf(file), (bytes) => (summary.checkedBytes += bytes)))) {
           kept.add(file.path);
           summary.keptFiles++;
@@ -185,7 +194,7 @@ export async function planDelta(destination: string, backup: BackupManifest, tab
       }
     }),
   );
-  return { kept, summary };
+  return { kept, patch, summary };
 }
 
 /** After a delta restore wrote pg_control: the copy set aside goes. */

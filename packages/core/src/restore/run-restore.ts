@@ -23,6 +23,9 @@ import { storedObjectKey } from '../repository/stored-object.js';
 import { checkDeltaTarget, finishDelta, planDelta, type DeltaSummary } from './delta-restore.js';
 import { ContainedTree, FILE_CREATE_FLAGS, checkSeparateRoots } from './contained-tree.js';
 import { isTablespaceLinkPath } from '../repository/stored-path.js';
+import { checkChain } from '../repository/chain-check.js';
+import { readBlockMap } from '../blocks/read-block-map.js';
+import { restoreRelationFile } from '../blocks/restore-relation-file.js';
 
 export interface RestoreOptions {
   backupId: string;
@@ -104,6 +107,9 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
   const tablespaceDirs = mapTablespaces(backup, options.tablespaceMap ?? {});
   checkSeparateRoots(destination, tablespaceDirs);
   await checkBackupReadable(repository, backup); // a wrong encryption key fails before anything is written
+  // Every link of the chain present and DONE, every block map sound: refused before anything is written.
+  const chainIds = new Set((await checkChain(repository, backup)).map((m) => m.id));
+  await checkBlockMaps(repository, backup, chainIds);
   const deltaTarget = options.delta ? await checkDeltaTarget(destination, backup) : undefined; // refusals change nothing
   const veto = await harbor.hooks.recovery.before.promise(event);
   if (typeof veto === 'string') throw new HarborError(`restore of ${backup.id} vetoed by a plugin: ${veto}`);
@@ -133,13 +139,23 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
 
     const files = backup.files.filter((f) => f.type === 'file');
     const controlFile = files.find((f) => f.path === CONTROL_FILE);
-    const bundles = groupByBundle(repository, files.filter((f) => f !== controlFile && !plan?.kept.has(f.path)), backup.id);
+    const toWrite = files.filter((f) => f !== controlFile && !plan?.kept.has(f.path));
+    const bundles = groupByBundle(repository, toWrite.filter((f) => !f.blockMap), backup.id);
     const jobs = Math.max(1, options.jobs ?? defaultRestoreJobs(files));
     // Largest first: a big table's bundle started last would run alone at the end, on one CPU.
-    const queue = [...bundles.values()].sort((a, b) => storedBytes(b) - storedBytes(a));
+    const queue: (BundleGroup | ManifestFile)[] = [...bundles.values(), ...toWrite.filter((f) => f.blockMap)].sort((a, b) => workBytes(b) - workBytes(a));
     const workers = Array.from({ length: Math.min(jobs, queue.length) }, async () => {
-      for (let group = queue.shift(); group; group = queue.shift()) {
-        await restoreBundle(repository, backup.id, group, writeTarget, (file) => {
+      for (let item = queue.shift(); item; item = queue.shift()) {
+        if ('path' in item) {
+          // A block-mapped file: its super blocks, in this backup and earlier ones of its chain.
+          const map = await readBlockMap(repository, backup.id, item, chainIds);
+          const { writtenBytes } = await restoreRelationFile(repository, item, map, writeTarget(item), plan?.patch.has(item.path) ?? false);
+          if (plan) plan.summary.keptBytes += item.size - writtenBytes;
+          progress(item.size);
+          harbor.hooks.recovery.fileRestored.call(event, item);
+          continue;
+        }
+        await restoreBundle(repository, backup.id, item, writeTarget, (file) => {
           progress(file.size);
           harbor.hooks.recovery.fileRestored.call(event, file);
         });
@@ -274,8 +290,19 @@ export function defaultRestoreJobs(files: ManifestFile[]): number {
   return files.every((file) => file.compression === 'none' && file.encryption === 'none') ? 4 : 2;
 }
 
-function storedBytes(group: BundleGroup): number {
-  return group.files.reduce((sum, file) => sum + (file.storedSize ?? file.size), 0);
+function workBytes(item: BundleGroup | ManifestFile): number {
+  if ('path' in item) return item.size;
+  return item.files.reduce((sum, file) => sum + (file.storedSize ?? file.size), 0);
+}
+
+/** Every block map the restore will follow, read and checked before anything is written (then dropped: read again when used). */
+async function checkBlockMaps(repository: Repository, backup: BackupManifest, chainIds: ReadonlySet<string>): Promise<void> {
+  const mapped = backup.files.filter((f) => f.type === 'file' && f.blockMap);
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let file = mapped.shift(); file; file = mapped.shift()) await readBlockMap(repository, backup.id, file, chainIds);
+    }),
+  );
 }
 
 /** Read one bundle front to back and write each of its files, verifying checksums. */
