@@ -4,7 +4,7 @@ import { readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Harbor, createLogger, walKey, type BackupManifest, type ManifestFile, type Repository } from '@pgharbor/core';
+import { Harbor, createLogger, isRelationFile, walKey, type BackupManifest, type ManifestFile, type Repository } from '@pgharbor/core';
 import { startS3Server, type SandboxS3Server } from '@pgharbor/sandbox';
 import { encodeBuffer } from '../packages/core/src/codec/stream-codec.js';
 import { gzipBomb, lz4BlockBomb, zstdBlockBomb, zstdFramesOf1MiB } from '../packages/core/src/testing/decoding-bombs.js';
@@ -145,7 +145,8 @@ describe.each([
     harbor = await Harbor.load({ configFile: ws.configFile, logger: createLogger({ level: 'error' }) });
     repository = await harbor.server('pg').repository(repo);
     intact = (await repository.readManifest(backupId))!;
-    victim = intact.files.find((f) => f.type === 'file' && f.path.startsWith('base/') && f.size === 8192 && f.bundle !== undefined)!;
+    // A file stored whole (relation files are stored as blocks: their super blocks go through the same bounded decoder).
+    victim = intact.files.find((f) => f.type === 'file' && !isRelationFile(f.path) && f.size === 8192 && f.bundle !== undefined)!;
     expect(victim).toBeDefined();
     const restore = await run(['restore', 'pg', backupId, await ws.restoreTarget(), '--repo', String(repo)]);
     expect(restore.exitCode).toBe(0);

@@ -151,7 +151,8 @@ export async function runRestore(harbor: Harbor, server: ServerHandle, options: 
           const map = await readBlockMap(repository, backup.id, item, chainIds);
           const { writtenBytes } = await restoreRelationFile(repository, item, map, writeTarget(item), plan?.patch.has(item.path) ?? false);
           if (plan) plan.summary.keptBytes += item.size - writtenBytes;
-          progress(item.size);
+          if (plan && writtenBytes === 0) plan.summary.keptFiles++;
+          progress(plan ? writtenBytes : item.size);
           harbor.hooks.recovery.fileRestored.call(event, item);
           continue;
         }

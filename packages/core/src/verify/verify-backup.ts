@@ -294,8 +294,18 @@ async function verifyBlockMapped(
     return;
   }
   const scratch = copy ? undefined : await fs.mkdtemp(path.join(tempDir ?? os.tmpdir(), `pgharbor-verify-${backup.id}-`));
+  const present = new Map<string, Promise<boolean>>();
+  const exists = (key: string) => {
+    if (!present.has(key)) present.set(key, repository.storage.stat(key).then((info) => Boolean(info)));
+    return present.get(key)!;
+  };
   try {
     for (const file of files) {
+      const key = repository.bundleKey(file.reference ?? backup.id, file.bundle!);
+      if (!(await exists(key))) {
+        problems.push({ kind: 'bundle', file: file.path, message: `${file.path}: its bundle ${key} is missing from the repository` });
+        continue;
+      }
       const target = copy ? await copy.makeParentOf(file.path) : path.join(scratch!, 'file');
       try {
         await restoreRelationFile(repository, file, await readBlockMap(repository, backup.id, file, chain), target, false);
