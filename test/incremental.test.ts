@@ -240,11 +240,11 @@ describe('incremental chain: hostile repository', () => {
 
   it('refuses a chain with a missing or failed link, naming it', async () => {
     await rm(path.join(ws.repoDir, 'pg', 'backups', incr1.id, 'manifest.json'));
-    await refused(incr2.id, new RegExp(`chain link ${incr1.id} \\(parent of ${incr2.id}\\) is missing`));
+    await refused(incr2.id, new RegExp(`chain link ${incr1.id} \\(needed by ${incr2.id}\\) cannot be used: it is not in this repository`));
     const failed = await readManifest(ws.configFile, incr1.id);
     failed.status = 'FAILED';
     await rewrite(failed);
-    await refused(incr2.id, new RegExp(`chain link ${incr1.id} \\(parent of ${incr2.id}\\) is FAILED, not DONE`));
+    await refused(incr2.id, new RegExp(`chain link ${incr1.id} \\(needed by ${incr2.id}\\) cannot be used: it is FAILED`));
   });
 
   it('refuses a parent that is not the real ancestor, and a cycle', async () => {
@@ -256,6 +256,6 @@ describe('incremental chain: hostile repository', () => {
     looping.type = 'incr';
     looping.parent = incr2.id;
     await rewrite(looping);
-    await refused(incr2.id, /cycle or runs forward in time/);
+    await refused(incr2.id, /the chain of parents loops/);
   });
 });

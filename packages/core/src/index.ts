@@ -31,7 +31,7 @@ export * from './repository/manifest-codec.js';
 export * from './blocks/block-map.js';
 export * from './blocks/block-digest.js';
 export * from './blocks/relation-file.js';
-export * from './repository/backup-chain.js';
+export * from './repository/chain-check.js';
 export * from './postgres/wal.js';
 export * from './postgres/backup-label.js';
 export * from './postgres/conninfo.js';
