@@ -102,6 +102,22 @@ describe.each([
     for (const index of restored as number[]) await restoreAndCompare(ws, states[index].backup.id, states[index].data);
   });
 
+  it.runIf(name === 'zstd + encryption')('encrypted: maps and super blocks are bound to their backup (a bundle of another backup in place of one is refused before anything is written)', async () => {
+    const [, incr1, incr2] = states.map((s) => s.backup);
+    const bundle = (id: string) => path.join(ws.repoDir, 'pg', 'backups', id, 'bundle-000001.dat');
+    const original = await readFile(bundle(incr2.id));
+    await cp(bundle(incr1.id), bundle(incr2.id));
+    try {
+      const target = await ws.restoreTarget();
+      const result = await ws.run(['restore', 'pg', incr2.id, target]);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toMatch(/failed authentication|moved there from another/);
+      expect(await readdir(target)).toEqual([]);
+    } finally {
+      await writeFile(bundle(incr2.id), original);
+    }
+  });
+
   it.runIf(name === 'plain')('delta-restores the last incr onto a restore of the full: only changed blocks are written', async () => {
     const target = await ws.restoreTarget();
     expect((await ws.run(['restore', 'pg', states[0].backup.id, target])).exitCode).toBe(0);

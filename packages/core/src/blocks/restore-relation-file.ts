@@ -35,11 +35,13 @@ export async function restoreRelationFile(repository: Repository, file: Manifest
       if (!list) bySuper.set(s, (list = []));
       list.push(block);
     }
-    // In file order as long as the blocks come in file order (a full): then hashed as written, no second read.
     const order = [...bySuper.keys()].sort((a, b) => compareSupers(map, a, b));
-    const hash = delta ? undefined : fileHasher(digestAlgorithmOf(file));
-    let hashedUpTo = 0;
-    let inOrder = !delta;
+    // Every block, in file order (a full, or a file stored whole in one backup): the whole file is
+    // hashed as it is written and its digest checked at the end, which covers every block, so blocks
+    // are not digested one by one. Otherwise each block is checked against the map before it is
+    // written, and the whole file is read back for its digest.
+    const inOrder = !delta && needed.length === map.blockCount && order.flatMap((index) => bySuper.get(index)!).every((block, i) => block === i);
+    const hash = inOrder ? fileHasher(digestAlgorithmOf(file)) : undefined;
     let writtenBytes = 0;
     for (const run of adjacentRuns(map, order)) {
       const first = map.supers[run[0]];
@@ -50,19 +52,27 @@ export async function restoreRelationFile(repository: Repository, file: Manifest
       try {
         for (const index of run) {
           const plain = await decodeSuper(repository, file, owner, map.supers[index], reader);
-          for (const block of bySuper.get(index)!) {
-            const length = Math.min(BLOCK_SIZE, file.size - block * BLOCK_SIZE);
-            const at = entryPosition(map, block) * BLOCK_SIZE;
-            const bytes = plain.subarray(at, at + length);
-            if (!blockDigest(bytes, map.algorithm).equals(entryDigest(map, block))) {
-              throw damaged(file, `block ${block} (in super block ${index} of backup ${owner}) does not match its digest in the block map`);
+          const blocks = bySuper.get(index)!;
+          // Blocks next to each other both in the super block and in the file are written at once (a full: 1 MiB a write).
+          for (let i = 0; i < blocks.length; ) {
+            let j = i + 1;
+            while (j < blocks.length && blocks[j] === blocks[j - 1] + 1 && entryPosition(map, blocks[j]) === entryPosition(map, blocks[j - 1]) + 1) j++;
+            const from = entryPosition(map, blocks[i]) * BLOCK_SIZE;
+            const length = Math.min((j - i) * BLOCK_SIZE, file.size - blocks[i] * BLOCK_SIZE);
+            const bytes = plain.subarray(from, from + length);
+            if (bytes.length !== length) throw damaged(file, `super block ${index} of backup ${owner} is shorter than its blocks`);
+            if (hash) hash.update(bytes);
+            else {
+              for (let k = i; k < j; k++) {
+                const at = (k - i) * BLOCK_SIZE;
+                if (!blockDigest(bytes.subarray(at, at + BLOCK_SIZE), map.algorithm).equals(entryDigest(map, blocks[k]))) {
+                  throw damaged(file, `block ${blocks[k]} (in super block ${index} of backup ${owner}) does not match its digest in the block map`);
+                }
+              }
             }
-            for (let done = 0; done < length; ) done += (await handle.write(bytes, done, length - done, block * BLOCK_SIZE + done)).bytesWritten;
+            for (let done = 0; done < length; ) done += (await handle.write(bytes, done, length - done, blocks[i] * BLOCK_SIZE + done)).bytesWritten;
             writtenBytes += length;
-            if (inOrder && block === hashedUpTo) {
-              hash!.update(bytes);
-              hashedUpTo++;
-            } else inOrder = false;
+            i = j;
           }
         }
       } finally {
@@ -70,8 +80,7 @@ export async function restoreRelationFile(repository: Repository, file: Manifest
       }
     }
     if (delta) await handle.truncate(file.size);
-    if (inOrder && hashedUpTo === map.blockCount) checkDigest(file, hash!.digest());
-    else checkDigest(file, await digestOfLocalFile(target, digestAlgorithmOf(file)));
+    checkDigest(file, hash ? hash.digest() : await digestOfLocalFile(target, digestAlgorithmOf(file)));
     if (file.mtime) await handle.utimes(file.mtime, file.mtime);
     return { writtenBytes };
   } finally {

@@ -172,3 +172,24 @@ describe('validateManifest', () => {
     expect(performance.now() - started).toBeLessThan(3000);
   });
 });
+
+describe('block-mapped files and chains', () => {
+  const mapped = (extra: Partial<ManifestFile> = {}, map: Record<string, unknown> = {}) =>
+    file('base/1/16384', { size: 16384, offset: 100, storedSize: 500, blockMap: { offset: 400, storedSize: 200, size: 150, sha256: SHA, ...map } as ManifestFile['blockMap'], ...extra });
+  it.each<[string, ManifestFile, Partial<BackupManifest>, string | undefined]>([
+    ['a sound block map', mapped(), { formatVersion: 2 }, undefined],
+    ['in a format 1 manifest', mapped(), {}, 'a block map in a format 1 manifest'],
+    ['a map on a non-relation file', { ...mapped(), path: 'PG_VERSION2' }, { formatVersion: 2 }, 'only a relation file with bytes has a block map'],
+    ['a map that does not end the span', mapped({}, { offset: 300 }), { formatVersion: 2 }, 'its block map does not end the stored span of the file'],
+    ['a map larger than the file can need', mapped({ storedSize: 10_000_300 }, { offset: 100, storedSize: 10_000_300, size: 10_000_000 }), { formatVersion: 2 }, 'more than a file of 16384 bytes can need'],
+    ['a map with a bad sha256', mapped({}, { sha256: 'x' }), { formatVersion: 2 }, 'blockMap.sha256 is not 64 hex digits'],
+    ['a map with a negative size', mapped({}, { size: -1 }), { formatVersion: 2 }, 'blockMap.size is not a non-negative integer'],
+    ['a map outside a bundle', mapped({ bundle: undefined, object: 'base/1/16384' }), { formatVersion: 2 }, 'a block-mapped file must be stored in a bundle'],
+    ['a parent that is not a backup id', mapped(), { formatVersion: 2, type: 'incr', parent: '../x' }, 'parent is not a backup id'],
+    ['a newer format', mapped(), { formatVersion: 3 }, 'format version 3 is not one this pgharbor reads'],
+  ])('%s', (_name, entry, extra, problem) => {
+    const message = rejection(manifest([entry], extra));
+    if (problem === undefined) expect(message).toBeUndefined();
+    else expect(message).toContain(problem);
+  });
+});
