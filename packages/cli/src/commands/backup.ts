@@ -11,10 +11,10 @@ export function registerBackup(program: Command): void {
     .argument('<server>', 'server name from the config')
     .option('--repo <n>', 'repository number (1-based); default the first', parseRepo)
     .option('--label <text>', 'backup label recorded by PostgreSQL')
-    .option('--type <type>', 'full, diff (changes since the newest full) or incr (changes since the newest backup)', parseType, 'full')
+    .option('--type <type>', 'full, diff (changes since the newest full) or incr (changes since the newest backup); default: the server\'s backup_type, else full', parseType)
     .option('--reuse-backup <mode>', 'rsync method: off, copy or link (overrides reuse_backup for this run)', parseReuse)
     .description('take a backup of the server into a repository')
-    .action(async (serverName: string, cmd: { repo?: number; label?: string; type: string; reuseBackup?: string }, command: Command) => {
+    .action(async (serverName: string, cmd: { repo?: number; label?: string; type?: string; reuseBackup?: string }, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions>();
       await withHarbor(options, async (harbor) => {
         const server = harbor.server(serverName);
@@ -28,7 +28,7 @@ export function registerBackup(program: Command): void {
           const manifest = await runBackup(harbor, server, {
             repo: cmd.repo,
             label: cmd.label,
-            type: cmd.type as BackupType,
+            type: cmd.type as BackupType | undefined,
             signal: abort.signal,
             overrides: cmd.reuseBackup ? { reuse_backup: cmd.reuseBackup } : {},
             onProgress: (done, total) => progress.update(done, total),

@@ -17,7 +17,7 @@ export interface BackupTypeChoice {
  */
 export function chooseBackupType(
   requested: BackupType | undefined,
-  config: { backup_type?: unknown; full_backup_every?: unknown },
+  config: Record<string, unknown>, // the server section: backup_type, full_backup_every
   manifests: BackupManifest[],
   now: Date,
 ): BackupTypeChoice {

@@ -7,6 +7,7 @@ import { queryServerInfo } from '../postgres/server-info.js';
 import { backupIdFor } from '../repository/backup-id.js';
 import { BundleWriter } from '../repository/bundle-writer.js';
 import { MANIFEST_FORMAT_VERSION, type BackupManifest, type BackupType, type ManifestFile } from '../repository/manifest.js';
+import { chooseBackupType } from './backup-type-choice.js';
 import { acquireLock } from '../repository/repository-lock.js';
 import { displayStatus, isOrphan, orphanError } from '../repository/backup-status.js';
 import type { Repository } from '../repository/repository.js';
@@ -73,7 +74,8 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
   }
   await repository.checkIdentity(info.systemIdentifier, info.versionNum);
   await repository.codec.prepareWrite(); // a wrong or missing encryption key fails here, before anything is stored
-  const askedType = options.type ?? 'full';
+  // --type, else the server's backup_type (which full_backup_every may turn into a full, below).
+  const askedType = options.type ?? (server.config.backup_type as BackupType | undefined) ?? 'full';
   if (askedType !== 'full' && !method.incremental) {
     throw new HarborError(`server ${server.name}: method ${server.config.method} does not take ${askedType} backups`, {
       hint: server.config.method === 'rsync' ? 'the rsync method reuses unchanged files of the previous backup by itself (reuse_backup): take --type full' : 'take --type full, or use the basebackup method',
@@ -86,7 +88,9 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
     await failOrphans(repository, harbor);
     const started = new Date();
     const id = await uniqueBackupId(repository, started);
-    const chosen = await chooseParent(repository, askedType, { systemIdentifier: info.systemIdentifier, pgVersion: info.versionNum, method: server.config.method }, harbor.logger);
+    const typeChoice = chooseBackupType(options.type, server.config, await repository.listManifests(), started);
+    if (typeChoice.reason) harbor.logger.info(`backup of ${server.name} is a full backup: ${typeChoice.reason}`);
+    const chosen = await chooseParent(repository, typeChoice.type, { systemIdentifier: info.systemIdentifier, pgVersion: info.versionNum, method: server.config.method }, harbor.logger);
     const event: BackupEvent = { server: server.name, backupId: id, method: server.config.method, repository: repository.location };
     attempt.backupId = id;
     const veto = await harbor.hooks.backup.before.promise(event);
