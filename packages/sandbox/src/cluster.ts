@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,13 +8,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { writeAutoConf, type Settings } from './conf.js';
 import { freePort } from './free-port.js';
-import { pgBinDir } from './pg-bin.js';
+import { pgBinDir, pgClientBinDir, pgVersion } from './pg-bin.js';
+import { pgBinForMajor } from './pg-majors.js';
 import { asPgUser, chownToPgUser, pgOsUser, type OsUser } from './pg-os-user.js';
 import { track, untrack } from './reaper.js';
 import { ensureTemplate } from './template.js';
 
 export interface SandboxClusterOptions {
-  /** Default: env PGHARBOR_PG_BIN or /usr/lib/postgresql/15/bin. */
+  /**
+   * Server bin directory (pgBinForMajor(17) for another major). Default: env PGHARBOR_PG_BIN or
+   * /usr/lib/postgresql/15/bin; for startExistingCluster, the major the data directory's PG_VERSION names.
+   */
   pgBin?: string;
   settings?: Settings;
   /** Keep fsync/synchronous_commit on (default off: throwaway clusters don't need durability). */
@@ -36,6 +40,10 @@ export interface SandboxCluster {
   readonly conninfo: string;
   readonly tcpConninfo: string;
   readonly pgBin: string;
+  /** The server's major version (13 ... 18). */
+  readonly major: number;
+  /** Where pgbench and psql come from: pgBin when it has them, else Debian's 15 (the npm servers ship none). */
+  readonly clientBin: string;
   readonly osUser: OsUser;
   /** Server log (stderr of postgres); kept across restarts. */
   readonly logFile: string;
@@ -83,6 +91,7 @@ class Cluster implements SandboxCluster {
   readonly user = 'postgres' as const;
   readonly osUser = pgOsUser();
   readonly logFile: string;
+  readonly clientBin: string;
   port: number;
   private proc: ChildProcess | undefined;
   private procExit: Promise<void> = Promise.resolve();
@@ -92,6 +101,7 @@ class Cluster implements SandboxCluster {
     readonly dataDir: string,
     readonly socketDir: string,
     readonly pgBin: string,
+    readonly major: number,
     /** Sandbox-owned directories removed by destroy(); never includes a foreign dataDir. */
     private readonly ownedDirs: string[],
     logDir: string,
@@ -101,6 +111,7 @@ class Cluster implements SandboxCluster {
     this.host = socketDir;
     this.port = port ?? 0;
     this.logFile = path.join(logDir, 'postgres.log');
+    this.clientBin = pgClientBinDir(pgBin);
   }
 
   get conninfo(): string {
@@ -225,7 +236,7 @@ class Cluster implements SandboxCluster {
   async pgbench(args: string[]): Promise<void> {
     // Connection defaults go through the environment so explicit args can still override them.
     const opts = asPgUser();
-    await execa(path.join(this.pgBin, 'pgbench'), args, {
+    await execa(path.join(this.clientBin, 'pgbench'), args, {
       ...opts,
       env: { ...opts.env, PGHOST: this.socketDir, PGPORT: String(this.port), PGUSER: 'postgres', PGDATABASE: 'postgres' },
     });
@@ -263,13 +274,14 @@ async function boot(
   prepare: (root: string, socketDir: string, bin: string) => Promise<string>,
 ): Promise<SandboxCluster> {
   const bin = pgBinDir(options.pgBin);
+  const { major } = await pgVersion(bin); // also proves the OS user can run it, before anything is created
   const root = await ownedDir(options.rootDir ?? process.env.PGHARBOR_SANDBOX_DIR ?? os.tmpdir(), prefix);
   const owned = [root];
   try {
     const socketDir = await socketDirFor(root);
     owned.push(socketDir);
     const dataDir = await prepare(root, socketDir, bin);
-    const cluster = new Cluster(dataDir, socketDir, bin, owned, root, options.port, options.port !== undefined);
+    const cluster = new Cluster(dataDir, socketDir, bin, major, owned, root, options.port, options.port !== undefined);
     await cluster.start();
     return cluster;
   } catch (e) {
@@ -297,6 +309,17 @@ export function createCluster(options: SandboxClusterOptions = {}): Promise<Sand
   });
 }
 
+/** The server for a data directory's PG_VERSION; the default server when the file is missing or odd. */
+function binForDataDir(dataDir: string): string | undefined {
+  let major: number;
+  try {
+    major = Number(readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8').trim());
+  } catch {
+    return undefined; // prepare() says it is not a data directory
+  }
+  return Number.isInteger(major) && major >= 10 ? pgBinForMajor(major) : undefined;
+}
+
 /**
  * Start a server on a data directory the sandbox did not create (e.g. one pgharbor restored).
  * destroy() stops it and removes only the sandbox's socket/log dir, never dataDir.
@@ -306,7 +329,9 @@ export function startExistingCluster(
   options: SandboxClusterOptions & { port?: number } = {},
 ): Promise<SandboxCluster> {
   dataDir = path.resolve(dataDir);
-  return boot(options, 'pgharbor-sandbox-ext-', async (_root, socketDir) => {
+  // A restored data directory is started by its own major's server (another major's refuses it).
+  const pgBin = options.pgBin ?? binForDataDir(dataDir);
+  return boot({ ...options, pgBin }, 'pgharbor-sandbox-ext-', async (_root, socketDir) => {
     if (!existsSync(path.join(dataDir, 'PG_VERSION'))) throw new Error(`${dataDir} is not a PostgreSQL data directory`);
     // The restored postgresql.auto.conf may carry the source cluster's port and socket dir.
     // Other settings (wal_level etc.) are left as restored unless overridden via options.

@@ -10,3 +10,5 @@ export { startS3Server } from './s3-server.js';
 export type { S3Request, SandboxS3Server, SandboxS3ServerOptions } from './s3-server.js';
 export { startSshd } from './sshd.js';
 export type { SandboxSshd, SandboxSshdOptions } from './sshd.js';
+export { availableMajors, pgBinForMajor, PgMajorUnavailableError, SUPPORTED_MAJORS } from './pg-majors.js';
+export { pgClientBinDir } from './pg-bin.js';

@@ -10,16 +10,19 @@ import { pgVersion } from './pg-bin.js';
 /** Password of role postgres; only needed over TCP (unix sockets use trust). */
 export const SANDBOX_PASSWORD = 'sandbox-secret';
 
-const INITDB_ARGS = [
-  '--data-checksums',
-  '-U', 'postgres',
-  '--auth-local=trust',
-  '--auth-host=scram-sha-256',
-  '-E', 'UTF8',
-  '--locale=C',
-  '--no-instructions',
-  '--no-sync', // the template lives in /tmp and is copied anyway; fsync buys nothing here
-];
+/** initdb's arguments for a major: --no-instructions came with 14 (13's initdb refuses it). */
+function initdbArgs(major: number): string[] {
+  return [
+    '--data-checksums',
+    '-U', 'postgres',
+    '--auth-local=trust',
+    '--auth-host=scram-sha-256',
+    '-E', 'UTF8',
+    '--locale=C',
+    ...(major >= 14 ? ['--no-instructions'] : []),
+    '--no-sync', // the template lives in /tmp and is copied anyway; fsync buys nothing here
+  ];
+}
 
 // Written explicitly so the rules don't depend on initdb's pg_hba.conf.sample of a given version.
 const PG_HBA = `# pgharbor sandbox
@@ -51,8 +54,9 @@ const isComplete = (dir: string) =>
 async function buildTemplate(binDir: string): Promise<string> {
   const { full, major } = await pgVersion(binDir);
   const user = pgOsUser();
+  const args = initdbArgs(major);
   const key = createHash('sha256')
-    .update(JSON.stringify([binDir, full, user.uid, INITDB_ARGS, PG_HBA, SANDBOX_PASSWORD]))
+    .update(JSON.stringify([binDir, full, user.uid, args, PG_HBA, SANDBOX_PASSWORD]))
     .digest('hex')
     .slice(0, 12);
   const final = path.join(os.tmpdir(), `pgharbor-sandbox-template-${major}-${key}`);
@@ -73,7 +77,7 @@ async function buildTemplate(binDir: string): Promise<string> {
       await chown(work, user.uid, user.gid);
       await chown(pwfile, user.uid, user.gid);
     }
-    await execa(path.join(binDir, 'initdb'), ['-D', data, `--pwfile=${pwfile}`, ...INITDB_ARGS], asPgUser());
+    await execa(path.join(binDir, 'initdb'), ['-D', data, `--pwfile=${pwfile}`, ...args], asPgUser());
     await writeFile(path.join(data, 'pg_hba.conf'), PG_HBA); // overwrite keeps initdb's owner/mode
     await chmod(data, 0o700);
     try {
