@@ -34,8 +34,7 @@ export async function runCheck(harbor: Harbor, server: ServerHandle): Promise<Ch
       info = await queryServerInfo(client);
       const role = await client.query(
         `SELECT rolsuper, rolreplication,
-                pg_has_role(current_user, 'pg_read_all_settings', 'USAGE') AS read_settings,
-                pg_has_role(current_user, 'pg_checkpoint', 'USAGE') AS checkpoint
+                pg_has_role(current_user, 'pg_read_all_settings', 'USAGE') AS read_settings
            FROM pg_roles WHERE rolname = current_user`,
       );
       const walLevel = await client.query(`SELECT current_setting('wal_level') AS wal_level`);
@@ -45,7 +44,8 @@ export async function runCheck(harbor: Harbor, server: ServerHandle): Promise<Ch
         name: 'superuser or standard user with backup privileges',
         ok: Boolean(privileged),
         detail: privileged ? undefined : 'the conninfo user is neither superuser nor a REPLICATION role with pg_read_all_settings',
-        hint: privileged ? undefined : 'ALTER ROLE ... REPLICATION; GRANT pg_read_all_settings, pg_checkpoint TO ...; or use a superuser',
+        // pg_checkpoint (for switch-wal --force) came with PostgreSQL 15: naming it to 13 or 14 fails the GRANT.
+        hint: privileged ? undefined : `ALTER ROLE ... REPLICATION; GRANT pg_read_all_settings${info.versionNum >= 150000 ? ', pg_checkpoint' : ''} TO ...; or use a superuser`,
       });
       const level = walLevel.rows[0].wal_level as string;
       context.report({
