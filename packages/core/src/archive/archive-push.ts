@@ -5,7 +5,8 @@ import type { ArchiveEvent } from '../hooks.js';
 import { ConfigError, HarborError, errorMessage } from '../errors.js';
 import type { Repository } from '../repository/repository.js';
 import { walFileKind } from './wal-file-name.js';
-import { readWalSegmentHeader } from './wal-header.js';
+import { readWalSegmentHeader, type WalSegmentHeader } from './wal-header.js';
+import { pgMajor as pgMajorOf } from '../repository/server-identity.js';
 import { pushWal, walDirectory, walPlace, WalConflictError, type PushOutcome } from './wal-archive.js';
 import { hashWalFile, RepositoryBody } from './wal-source.js';
 import type { PutOptions } from '../storage/storage-driver.js';
@@ -51,7 +52,7 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
     const header = readWalSegmentHeader(head);
     if (!header) return;
     headerSegmentSize = header.segmentSize;
-    identityChecks = repositories.map((repository, index) => checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor, known[index]));
+    identityChecks = repositories.map((repository, index) => checkSegmentIdentity(repository, name, header, known[index]));
     const checked = await Promise.allSettled(identityChecks); // failures are reported per repository below
     checked.forEach((check, index) => check.status === 'fulfilled' && stage(index));
   };
@@ -109,17 +110,32 @@ export async function archivePush(harbor: Harbor, server: ServerHandle, walPath:
  * the cluster the repository holds (the first segment of a new repository
  * records it). receive-wal runs it on what it streams too.
  */
-export async function checkSegmentIdentity(repository: Repository, name: string, systemIdentifier: string, pgMajor: number | undefined, known = repository.readIdentity()): Promise<void> {
+export async function checkSegmentIdentity(repository: Repository, name: string, header: Pick<WalSegmentHeader, 'systemIdentifier' | 'magic' | 'pgMajor'>, known = repository.readIdentity()): Promise<void> {
+  const { systemIdentifier, pgMajor: walMajor } = header;
+  // As pgBackRest does: a page magic of no known major is no WAL we can vouch for (a newer
+  // PostgreSQL, or not WAL at all), and storing it would record no version for the repository.
+  if (walMajor === undefined) {
+    throw new HarborError(`${name} has WAL page magic 0x${header.magic.toString(16).toUpperCase()}, which no PostgreSQL version pgharbor knows writes (${repository.name}: ${repository.location})`, {
+      hint: 'pgharbor supports PostgreSQL 13 to 18: a newer PostgreSQL needs a newer pgharbor; otherwise the file is not a WAL segment',
+    });
+  }
   const identity = await known;
   if (!identity) {
     // First contact through the archive: remember whose WAL this is.
-    await repository.checkIdentity(systemIdentifier, (pgMajor ?? 0) * 10000);
+    await repository.checkIdentity(systemIdentifier, walMajor * 10000);
     return;
   }
   if (identity.systemIdentifier !== systemIdentifier) {
     throw new HarborError(
       `${name} belongs to the cluster with system identifier ${systemIdentifier}, but ${repository.name} (${repository.location}) holds server ${repository.server} with ${identity.systemIdentifier}`,
       { hint: 'archive_command names the wrong server, or two clusters share one server name; give each cluster its own server section' },
+    );
+  }
+  // The WAL format changes with every major: a segment of another major cannot continue this archive.
+  if (pgMajorOf(identity.pgVersion) !== walMajor) {
+    throw new HarborError(
+      `${name} is WAL of PostgreSQL ${walMajor} (page magic 0x${header.magic.toString(16).toUpperCase()}), but ${repository.name} (${repository.location}) holds server ${repository.server} of PostgreSQL ${pgMajorOf(identity.pgVersion)}`,
+      { hint: 'after a major upgrade, archive under a new server name (and take a new backup)' },
     );
   }
   // An earlier pgharbor's identity.json in an encrypted repository, naming this cluster: signed once, here.

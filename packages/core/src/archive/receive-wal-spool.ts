@@ -55,7 +55,7 @@ export async function pushPartial(server: ServerHandle, file: string): Promise<b
   const repositories = await server.repositories();
   const results = await Promise.allSettled(
     repositories.map(async (repository) => {
-      await checkSegmentIdentity(repository, name, header.systemIdentifier, header.pgMajor);
+      await checkSegmentIdentity(repository, name, header);
       await pushWal(repository.storage, server.name, name, content, repository.codec); // compressed/encrypted like every WAL file
     }),
   );
