@@ -39,6 +39,7 @@ export * from './postgres/pg-connect.js';
 export * from './postgres/pg-connect-plan.js';
 export * from './postgres/tool-connection.js';
 export * from './postgres/server-info.js';
+export * from './postgres/client-tool.js';
 export * from './backup/backup-method.js';
 export * from './backup/run-backup.js';
 export * from './backup/tar-ingest.js';

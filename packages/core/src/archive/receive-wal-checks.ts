@@ -1,5 +1,6 @@
 import type { Harbor } from '../harbor.js';
 import { errorMessage } from '../errors.js';
+import { probeClientTool } from '../postgres/client-tool.js';
 import { readSlot, receiveWalStatus } from './receive-wal.js';
 
 /**
@@ -23,6 +24,18 @@ export function tapReceiveWalChecks(harbor: Harbor): void {
       }
       const what = status?.state === 'streaming' ? `streaming ${status.detail ?? ''}`.trim() : (status?.state ?? 'starting');
       return { ok: true, detail: `pid ${pid}, ${what}${status?.lastSegment ? `, last archived ${status.lastSegment}` : ''}` };
+    });
+    // pg_receivewal refuses servers newer than itself (Debian 12's is 15): name the one to install.
+    await context.run('pg_receivewal', async () => {
+      const client = await server.connect();
+      let versionNum: number;
+      try {
+        versionNum = (await client.query("SELECT current_setting('server_version_num')::int AS v")).rows[0].v;
+      } finally {
+        await client.end().catch(() => {});
+      }
+      const probe = await probeClientTool(server, 'pg_receivewal', versionNum);
+      return { ok: probe.ok, detail: probe.detail, hint: probe.hint };
     });
     await context.run('replication slot', async () => {
       const client = await server.connect();

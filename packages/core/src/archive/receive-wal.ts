@@ -7,6 +7,7 @@ import type { ServerHandle } from '../server-handle.js';
 import type { ReceiverState } from '../hooks.js';
 import { ConfigError, HarborError, errorMessage } from '../errors.js';
 import { CURRENT_TIMELINE_SQL, queryServerInfo, type ServerInfo } from '../postgres/server-info.js';
+import { probeClientTool } from '../postgres/client-tool.js';
 import { SpoolArchiver, type PositionInfo } from './receive-wal-spool.js';
 import {
   StatusStore,
@@ -158,14 +159,18 @@ async function prepareServer(harbor: Harbor, server: ServerHandle, settings: Str
     for (const repository of await server.repositories()) {
       const identity = await repository.readIdentity();
       if (identity && identity.systemIdentifier !== info.systemIdentifier) {
-        throw new IdentityMismatch(
+        throw new ReceiverMisconfigured(
           `server ${server.name} has system identifier ${info.systemIdentifier}, but ${repository.name} (${repository.location}) holds ${identity.systemIdentifier}: receive-wal would stream another cluster's WAL`,
           { hint: 'conninfo points at a different cluster than the one this repository backs up; give each cluster its own server section' },
         );
       }
     }
+    // pg_receivewal refuses a server newer than itself, every time: say which program to install and stop,
+    // before a slot is created that would hold WAL for a receiver that cannot run.
+    const receiver = await probeClientTool(server, 'pg_receivewal', info.versionNum);
+    if (!receiver.ok) throw new ReceiverMisconfigured(`receive-wal ${server.name}: ${receiver.detail}`, { hint: receiver.hint });
     const slot = await readSlot(client, settings.slot);
-    if (slot && slot.slot_type !== 'physical') throw new IdentityMismatch(notPhysical(server, settings.slot, slot.slot_type).message);
+    if (slot && slot.slot_type !== 'physical') throw new ReceiverMisconfigured(notPhysical(server, settings.slot, slot.slot_type).message);
     if (!slot) {
       if (settings.createSlot === 'manual') {
         throw new HarborError(`replication slot "${settings.slot}" does not exist on ${server.name}`, {
@@ -180,7 +185,7 @@ async function prepareServer(harbor: Harbor, server: ServerHandle, settings: Str
 }
 
 /** Misconfiguration that retrying cannot fix: receive-wal stops. */
-class IdentityMismatch extends HarborError {}
+class ReceiverMisconfigured extends HarborError {}
 
 interface ReceiverRun {
   exitCode?: number;
@@ -261,7 +266,7 @@ export async function runReceiveWal(harbor: Harbor, server: ServerHandle, option
       try {
         prepared = await prepareServer(harbor, server, settings);
       } catch (error) {
-        if (error instanceof IdentityMismatch) throw error;
+        if (error instanceof ReceiverMisconfigured) throw error;
         await setState('failed', errorMessage(error));
         log.error(`receive-wal ${server.name}: ${errorMessage(error)}; retrying in ${backoff / 1000} s`);
         await sleep(backoff, undefined, { signal }).catch(() => {});
@@ -338,7 +343,7 @@ async function runPgReceivewal(
   setState: (state: ReceiverState, detail?: string) => Promise<void>,
 ): Promise<ReceiverRun> {
   const log = harbor.logger;
-  const tool = server.pgTool('pg_receivewal', versionNum);
+  const tool = server.pgTool('pg_receivewal', versionNum); // probed by the caller
   // The password goes into pg_receivewal's environment, never its command line (ps shows that to everyone).
   const { conninfo, env } = server.toolConnection({ application_name: RECEIVE_WAL_APPLICATION_NAME });
   // --no-loop: pg_receivewal would otherwise retry on its own every 5 s, hiding from us that it

@@ -8,6 +8,7 @@ import type { BackupManifest } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { readAll } from '../storage/storage-io.js';
 import { loadExeca } from '../lazy-execa.js';
+import { probeClientTool } from '../postgres/client-tool.js';
 import type { ContainedTree } from '../restore/contained-tree.js';
 
 export interface PgVerifybackupResult {
@@ -29,6 +30,9 @@ export interface PgVerifybackupResult {
 export async function runPgVerifybackup(server: ServerHandle, repository: Repository, backup: BackupManifest, copy: ContainedTree, logger: Logger): Promise<PgVerifybackupResult> {
   const tool = server.pgTool('pg_verifybackup', backup.pgVersion);
   if (path.isAbsolute(tool) && !existsSync(tool)) return { ran: false, skipped: `${tool} is not installed`, problems: [] };
+  // Another major's pg_verifybackup would report the WAL (or 18's manifest) as damaged: skip, saying what to install.
+  const probe = await probeClientTool(server, 'pg_verifybackup', backup.pgVersion, backup.walIncluded);
+  if (!probe.ok) return { ran: false, skipped: `${probe.detail}; ${probe.hint}`, problems: [] };
   const copyDir = copy.destination;
   for (const file of backup.files) if (file.type === 'directory') await copy.makeDirectory(file.path);
   const stored = await readAll(await repository.storage.get(repository.pgBackupManifestKey(backup.id)));

@@ -1,0 +1,94 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pgBinForMajor, SUPPORTED_MAJORS } from '@pgharbor/sandbox';
+import { createWorkspace, pgharbor, pgharborProcess, pgbenchChecksums, switchAndWaitArchived, waitFor, waitPromoted, type Workspace } from './harness.js';
+
+/** Debian 12's client programs: pg_receivewal 15 streams from servers up to 15 and refuses newer ones. */
+const DEBIAN_CLIENT_MAJOR = 15;
+
+/**
+ * The round trip on every supported major: Debian's 15 and the npm
+ * packages' servers for the others (client programs from Debian's 15).
+ * One workspace per major, pgbench scale 1: the suite's time is precious.
+ */
+describe.each(SUPPORTED_MAJORS.map((major) => [major]))('PostgreSQL %i', (major) => {
+  let ws: Workspace | undefined;
+
+  beforeAll(async () => {
+    ws = await createWorkspace({ cluster: { pgBin: pgBinForMajor(major) }, asPgUser: true, archive: true, serverExtra: ['method: basebackup'] });
+    await ws.cluster.pgbench(['-i', '-s', '1', '-q']);
+  });
+  afterAll(async () => ws?.cleanup());
+
+  it('backs up, archives WAL, restores to a target LSN through archive-get, and the data matches', async () => {
+    ws = ws!;
+    const [{ version }] = await ws.cluster.query<{ version: string }>("SELECT current_setting('server_version_num') AS version");
+    expect(Math.floor(Number(version) / 10000)).toBe(major);
+
+    const backup = await ws.run(['--json', 'backup', 'pg']);
+    expect(backup.stderr, backup.stderr).not.toMatch(/ERROR/);
+    expect(backup.exitCode).toBe(0);
+    const manifest = JSON.parse(backup.stdout);
+    expect(Math.floor(manifest.pgVersion / 10000)).toBe(major);
+
+    // Changes after the backup reach the restore only through archive-push and archive-get.
+    await ws.cluster.pgbench(['-n', '-t', '200', '-c', '2']);
+    const expected = await pgbenchChecksums(ws.cluster);
+    // The insert position: with synchronous_commit = off the last commit may not be written yet.
+    const [{ lsn }] = await ws.cluster.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn');
+    await ws.cluster.pgbench(['-n', '-t', '100', '-c', '1']); // past the target: must not be replayed
+    const after = await pgbenchChecksums(ws.cluster);
+    expect(after).not.toEqual(expected);
+    await switchAndWaitArchived(ws.cluster);
+
+    const target = await ws.restoreTarget();
+    const restore = await ws.run(['restore', 'pg', 'latest', target, '--target-lsn', lsn, '--target-action', 'promote']);
+    expect(restore.stderr, restore.stderr).not.toMatch(/ERROR/);
+    expect(restore.exitCode).toBe(0);
+    const restored = await ws.startRestored(target);
+    await waitPromoted(restored);
+    expect(restored.major).toBe(major);
+    expect(await pgbenchChecksums(restored)).toEqual(expected);
+    await restored.stop();
+  });
+
+  it('check passes', async () => {
+    const check = await ws!.run(['check', 'pg']);
+    expect(check.stdout + check.stderr).not.toMatch(/FAILED/);
+    expect(check.exitCode, check.stdout + check.stderr).toBe(0);
+  });
+
+  // Last: it leaves a replication slot behind on the servers it streams from.
+  it(major <= DEBIAN_CLIENT_MAJOR ? 'receive-wal streams WAL with pg_receivewal 15' : 'check and receive-wal name the pg_receivewal to install', async () => {
+    ws = ws!;
+    // Server pg again, with the streaming archiver on and its own repository (archive_command fills ./repo).
+    const config = path.join(ws.dir, 'streaming.yaml');
+    const text = (await readFile(ws.configFile, 'utf8')).replace('    repositories:\n      - { type: posix, path: ./repo }', '    streaming_archiver: true\n    repositories:\n      - { type: posix, path: ./repo-stream }');
+    await writeFile(config, `state_dir: ./state\n${text}`);
+    const check = await pgharbor(['--config', config, 'check', 'pg'], { asPgUser: true });
+    const line = check.stdout.split('\n').find((l) => l.includes('pg_receivewal:'));
+    if (major <= DEBIAN_CLIENT_MAJOR) {
+      expect(line, check.stdout).toMatch(/pg_receivewal: OK \(pg_receivewal \(PostgreSQL\) 15\./);
+      const receiver = pgharborProcess(['--config', config, 'receive-wal', 'pg'], { asPgUser: true });
+      try {
+        await waitFor('the receiver to stream', async () => ((await ws!.cluster.query(`SELECT 1 FROM pg_stat_replication WHERE application_name = 'pgharbor_receive_wal' AND state = 'streaming'`)).length > 0 ? true : undefined));
+        const [{ file }] = await ws.cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS file');
+        await waitFor(`${file} stored by receive-wal`, async () => ((await readdir(path.join(ws!.dir, 'repo-stream', 'pg', 'wal', file.slice(0, 16))).catch(() => [])).some((f) => f.startsWith(`${file}-`)) ? true : undefined));
+      } finally {
+        receiver.kill('SIGTERM');
+        await receiver;
+      }
+    } else {
+      expect(line, check.stdout).toContain(`pg_receivewal: FAILED (/usr/bin/pg_receivewal is pg_receivewal 15, which cannot serve PostgreSQL ${major}: it needs one of PostgreSQL ${major} or newer)`);
+      const hint = `install PostgreSQL ${major}'s client programs (Debian/Ubuntu: apt install postgresql-client-${major}, from apt.postgresql.org; RHEL: dnf install postgresql${major}), or set pg_bin_dir in servers.pg to a directory holding pg_receivewal ${major} or newer`;
+      expect(check.stdout).toContain(`HINT: ${hint}`);
+      // receive-wal stops at once, saying the same, and creates no slot that would hold WAL for nothing.
+      const receive = await pgharbor(['--config', config, 'receive-wal', 'pg'], { asPgUser: true });
+      expect(receive.exitCode).toBe(1);
+      expect(receive.stderr).toContain(`receive-wal pg: /usr/bin/pg_receivewal is pg_receivewal 15, which cannot serve PostgreSQL ${major}`);
+      expect(receive.stderr).toContain(`HINT: ${hint}`);
+      expect(await ws.cluster.query('SELECT 1 FROM pg_replication_slots')).toEqual([]);
+    }
+  });
+});
