@@ -53,10 +53,24 @@ describe.each(SUPPORTED_MAJORS.map((major) => [major]))('PostgreSQL %i', (major)
     await restored.stop();
   });
 
-  it('check passes', async () => {
-    const check = await ws!.run(['check', 'pg']);
+  it('check passes; status, replication-status, switch-wal --archive and verify work', async () => {
+    ws = ws!;
+    const check = await ws.run(['check', 'pg']);
     expect(check.stdout + check.stderr).not.toMatch(/FAILED/);
     expect(check.exitCode, check.stdout + check.stderr).toBe(0);
+    const status = await ws.run(['--json', 'status', 'pg']);
+    expect(status.exitCode, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).pgVersion).toMatch(new RegExp(`^${major}\\.`));
+    const replication = await ws.run(['--json', 'replication-status', 'pg']);
+    expect(replication.exitCode, replication.stderr).toBe(0);
+    const switched = await ws.run(['switch-wal', 'pg', '--force', '--archive']);
+    expect(switched.exitCode, switched.stderr).toBe(0);
+    // pg_verifybackup parses WAL with its own pg_waldump: only Debian's 15 runs, the other majors say what to install.
+    const verify = await ws.run(['verify', 'pg', 'latest', '--pg-verifybackup']);
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
+    expect(verify.stdout).toContain('verify: every checksum matches');
+    if (major === DEBIAN_CLIENT_MAJOR) expect(verify.stdout).toContain('pg_verifybackup: OK');
+    else expect(verify.stdout).toContain(`pg_verifybackup: skipped: pg_verifybackup not found or not runnable; install PostgreSQL ${major}'s client programs (Debian/Ubuntu: apt install postgresql-${major},`);
   });
 
   // Last: it leaves a replication slot behind on the servers it streams from.
@@ -73,12 +87,19 @@ describe.each(SUPPORTED_MAJORS.map((major) => [major]))('PostgreSQL %i', (major)
       const receiver = pgharborProcess(['--config', config, 'receive-wal', 'pg'], { asPgUser: true });
       try {
         await waitFor('the receiver to stream', async () => ((await ws!.cluster.query(`SELECT 1 FROM pg_stat_replication WHERE application_name = 'pgharbor_receive_wal' AND state = 'streaming'`)).length > 0 ? true : undefined));
-        const [{ file }] = await ws.cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS file');
+        // Written after streaming began: pg_receivewal 15 starts a PostgreSQL 13/14 server at its current
+        // position (READ_REPLICATION_SLOT, which gives the slot's, came with 15).
+        await ws.cluster.query('CREATE TABLE streamed AS SELECT 1 AS id');
+        const [{ file }] = await ws.cluster.query<{ file: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS file');
+        await ws.cluster.query('SELECT pg_switch_wal()');
         await waitFor(`${file} stored by receive-wal`, async () => ((await readdir(path.join(ws!.dir, 'repo-stream', 'pg', 'wal', file.slice(0, 16))).catch(() => [])).some((f) => f.startsWith(`${file}-`)) ? true : undefined));
-      } finally {
+      } catch (error) {
         receiver.kill('SIGTERM');
-        await receiver;
+        const { stdout, stderr } = await receiver;
+        throw new Error(`${(error as Error).message}; receive-wal said:\n${String(stdout)}${String(stderr)}`);
       }
+      receiver.kill('SIGTERM');
+      await receiver;
     } else {
       expect(line, check.stdout).toContain(`pg_receivewal: FAILED (/usr/bin/pg_receivewal is pg_receivewal 15, which cannot serve PostgreSQL ${major}: it needs one of PostgreSQL ${major} or newer)`);
       const hint = `install PostgreSQL ${major}'s client programs (Debian/Ubuntu: apt install postgresql-client-${major}, from apt.postgresql.org; RHEL: dnf install postgresql${major}), or set pg_bin_dir in servers.pg to a directory holding pg_receivewal ${major} or newer`;
