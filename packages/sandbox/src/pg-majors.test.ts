@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { availableMajors, pgBinForMajor, SUPPORTED_MAJORS } from './pg-majors.js';
 import { pgClientBinDir, pgVersion } from './pg-bin.js';
+import { createCluster } from './cluster.js';
 
 describe('PostgreSQL majors', () => {
   afterEach(() => {
@@ -29,5 +30,17 @@ describe('PostgreSQL majors', () => {
     expect(() => pgBinForMajor(12)).toThrow(/PostgreSQL 12 is not a major pgharbor supports/);
     process.env.PGHARBOR_PG17_BIN = '/nonexistent';
     expect(() => pgBinForMajor(17)).toThrow(/PGHARBOR_PG17_BIN=\/nonexistent holds no postgres program/);
+  });
+
+  it('starts a cluster of another major; a setting that major lacks fails the start, naming it', async () => {
+    const cluster = await createCluster({ pgBin: pgBinForMajor(17), settings: { summarize_wal: true } });
+    try {
+      expect(cluster.major).toBe(17);
+      expect(await cluster.query('SHOW summarize_wal')).toEqual([{ summarize_wal: 'on' }]);
+    } finally {
+      await cluster.destroy();
+    }
+    // summarize_wal came with 17: 13's server refuses to start, and the error shows its log line.
+    await expect(createCluster({ pgBin: pgBinForMajor(13), settings: { summarize_wal: true } })).rejects.toThrow(/unrecognized configuration parameter "summarize_wal"/);
   });
 });
