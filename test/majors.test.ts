@@ -1,8 +1,8 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgBinForMajor, SUPPORTED_MAJORS } from '@pgharbor/sandbox';
-import { createWorkspace, pgharbor, pgharborProcess, pgbenchChecksums, switchAndWaitArchived, waitFor, waitPromoted, type Workspace } from './harness.js';
+import { pgBinForMajor, startSshd, SUPPORTED_MAJORS, type SandboxSshd } from '@pgharbor/sandbox';
+import { createWorkspace, pgharbor, pgharborProcess, pgbenchChecksums, sshFilesForPgUser, switchAndWaitArchived, waitFor, waitPromoted, type Workspace } from './harness.js';
 
 /** Debian 12's client programs: pg_receivewal 15 streams from servers up to 15 and refuses newer ones. */
 const DEBIAN_CLIENT_MAJOR = 15;
@@ -110,6 +110,41 @@ describe.each(SUPPORTED_MAJORS.map((major) => [major]))('PostgreSQL %i', (major)
       expect(receive.stderr).toContain(`receive-wal pg: /usr/bin/pg_receivewal is pg_receivewal 15, which cannot serve PostgreSQL ${major}`);
       expect(receive.stderr).toContain(`HINT: ${hint}`);
       expect(await ws.cluster.query('SELECT 1 FROM pg_replication_slots')).toEqual([]);
+    }
+  });
+});
+
+/**
+ * The rsync method on the oldest and the newest major: 13 and 14 start and
+ * stop a backup with pg_start_backup/pg_stop_backup, 15 on with
+ * pg_backup_start/pg_backup_stop (15 itself: rsync-backup.test.ts).
+ */
+describe('rsync method on PostgreSQL 13 and 18', () => {
+  let sshd: SandboxSshd | undefined;
+  beforeAll(async () => {
+    sshd = await startSshd();
+  });
+  afterAll(async () => sshd?.destroy());
+
+  it.each([13, 18])('PostgreSQL %i: backup over ssh, restore, the data matches', async (major) => {
+    const ws = await createWorkspace({ cluster: { pgBin: pgBinForMajor(major) }, asPgUser: true, archive: true, serverExtra: ['method: rsync'] });
+    try {
+      const { keyFile, knownHosts } = await sshFilesForPgUser(sshd!, ws.dir);
+      const ssh = `ssh -p ${sshd!.port} -i ${keyFile} -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=yes ${sshd!.user}@127.0.0.1`;
+      await writeFile(ws.configFile, (await readFile(ws.configFile, 'utf8')).replace('    repositories:', `    ssh_command: "${ssh}"\n    repositories:`));
+      await ws.cluster.pgbench(['-i', '-s', '1', '-q']);
+      const source = await pgbenchChecksums(ws.cluster);
+      const backup = await ws.run(['--json', 'backup', 'pg']);
+      expect(backup.stderr, backup.stderr).not.toMatch(/ERROR/);
+      expect(JSON.parse(backup.stdout).method).toBe('rsync');
+      const target = await ws.restoreTarget();
+      const restore = await ws.run(['restore', 'pg', 'latest', target, '--target-immediate', '--target-action', 'promote']);
+      expect(restore.exitCode, restore.stderr).toBe(0);
+      const restored = await ws.startRestored(target);
+      await waitPromoted(restored);
+      expect(await pgbenchChecksums(restored)).toEqual(source);
+    } finally {
+      await ws.cleanup();
     }
   });
 });
