@@ -309,28 +309,33 @@ export function createCluster(options: SandboxClusterOptions = {}): Promise<Sand
   });
 }
 
-/** The server for a data directory's PG_VERSION; the default server when the file is missing or odd. */
-function binForDataDir(dataDir: string): string | undefined {
+/**
+ * The server for a data directory's PG_VERSION: the default one (PGHARBOR_PG_BIN) when it is of
+ * that major, else pgBinForMajor's; undefined (the default) when the file is missing or odd.
+ */
+async function binForDataDir(dataDir: string): Promise<string | undefined> {
   let major: number;
   try {
     major = Number(readFileSync(path.join(dataDir, 'PG_VERSION'), 'utf8').trim());
   } catch {
     return undefined; // prepare() says it is not a data directory
   }
-  return Number.isInteger(major) && major >= 10 ? pgBinForMajor(major) : undefined;
+  if (!Number.isInteger(major) || major < 10) return undefined;
+  if ((await pgVersion(pgBinDir())).major === major) return pgBinDir();
+  return pgBinForMajor(major);
 }
 
 /**
  * Start a server on a data directory the sandbox did not create (e.g. one pgharbor restored).
  * destroy() stops it and removes only the sandbox's socket/log dir, never dataDir.
  */
-export function startExistingCluster(
+export async function startExistingCluster(
   dataDir: string,
   options: SandboxClusterOptions & { port?: number } = {},
 ): Promise<SandboxCluster> {
   dataDir = path.resolve(dataDir);
   // A restored data directory is started by its own major's server (another major's refuses it).
-  const pgBin = options.pgBin ?? binForDataDir(dataDir);
+  const pgBin = options.pgBin ?? (await binForDataDir(dataDir));
   return boot({ ...options, pgBin }, 'pgharbor-sandbox-ext-', async (_root, socketDir) => {
     if (!existsSync(path.join(dataDir, 'PG_VERSION'))) throw new Error(`${dataDir} is not a PostgreSQL data directory`);
     // The restored postgresql.auto.conf may carry the source cluster's port and socket dir.
