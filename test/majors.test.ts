@@ -22,7 +22,7 @@ describe.each(SUPPORTED_MAJORS.map((major) => [major]))('PostgreSQL %i', (major)
   });
   afterAll(async () => ws?.cleanup());
 
-  it('backs up, archives WAL, restores to a target LSN through archive-get, and the data matches', async () => {
+  it('full and incremental backups, WAL archived, restored to a target LSN through archive-get: the data matches', async () => {
     ws = ws!;
     const [{ version }] = await ws.cluster.query<{ version: string }>("SELECT current_setting('server_version_num') AS version");
     expect(Math.floor(Number(version) / 10000)).toBe(major);
@@ -30,10 +30,16 @@ describe.each(SUPPORTED_MAJORS.map((major) => [major]))('PostgreSQL %i', (major)
     const backup = await ws.run(['--json', 'backup', 'pg']);
     expect(backup.stderr, backup.stderr).not.toMatch(/ERROR/);
     expect(backup.exitCode).toBe(0);
-    const manifest = JSON.parse(backup.stdout);
-    expect(Math.floor(manifest.pgVersion / 10000)).toBe(major);
+    const full = JSON.parse(backup.stdout);
+    expect(Math.floor(full.pgVersion / 10000)).toBe(major);
 
-    // Changes after the backup reach the restore only through archive-push and archive-get.
+    // An incremental backup on top: its changed relation files as blocks, the rest references to the full.
+    await ws.cluster.pgbench(['-n', '-t', '100', '-c', '2']);
+    const incremental = await ws.run(['--json', 'backup', 'pg', '--type', 'incr']);
+    expect(incremental.exitCode, incremental.stderr).toBe(0);
+    expect(JSON.parse(incremental.stdout)).toMatchObject({ type: 'incr', parent: full.id });
+
+    // Changes after the backups reach the restore only through archive-push and archive-get.
     await ws.cluster.pgbench(['-n', '-t', '200', '-c', '2']);
     const expected = await pgbenchChecksums(ws.cluster);
     // The insert position: with synchronous_commit = off the last commit may not be written yet.
@@ -50,7 +56,7 @@ describe.each(SUPPORTED_MAJORS.map((major) => [major]))('PostgreSQL %i', (major)
     expect(restored.major).toBe(major);
     expect(await pgbenchChecksums(restored)).toEqual(expected);
     const history = async (cluster: { query: Workspace['cluster']['query'] }) => (await cluster.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history'))[0].n;
-    expect([await history(restored), await history(ws.cluster)]).toEqual(['400', '500']); // the target mattered
+    expect([await history(restored), await history(ws.cluster)]).toEqual(['600', '700']); // the target mattered
     await restored.stop();
   });
 
