@@ -5,18 +5,18 @@ import { pgMajor } from '../repository/server-identity.js';
 import { loadExeca } from '../lazy-execa.js';
 
 /**
- * The PostgreSQL programs pgharbor runs, and which server majors each one
- * serves (src/bin/pg_basebackup/streamutil.c, pg_verifybackup.c):
+ * The PostgreSQL programs pgharbor runs (backups need none: it speaks
+ * BASE_BACKUP itself), and which server majors each one serves
+ * (src/bin/pg_basebackup/pg_receivewal.c, pg_verifybackup.c):
  *
- * - pg_receivewal (and pg_basebackup) refuse a server newer than
- *   themselves ("incompatible server version 17.10; client does not support
- *   streaming from server versions newer than 15"); they serve every older
- *   major pgharbor supports.
+ * - pg_receivewal refuses a server newer than itself ("incompatible server
+ *   version 17.10; client does not support streaming from server versions
+ *   newer than 15"); it serves every older major pgharbor supports.
  * - pg_verifybackup parses the backup's WAL with its own pg_waldump, which
  *   reads only its own major's WAL (the page magic changes every major), and
  *   18's backup_manifest (version 2) is unknown to older ones: the same major.
  */
-export type ClientTool = 'pg_receivewal' | 'pg_basebackup' | 'pg_verifybackup';
+export type ClientTool = 'pg_receivewal' | 'pg_verifybackup';
 
 export interface ClientToolProbe {
   tool: ClientTool;
