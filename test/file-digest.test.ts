@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Harbor, createLogger, decodeFile, fileHasher, storedRange, type BackupManifest, type Repository } from '@pgharbor/core';
+import { Harbor, createLogger, decodeFile, fileHasher, readBlockMap, restoreRelationFile, storedRange, type BackupManifest, type Repository } from '@pgharbor/core';
 import { createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
 
 /**
@@ -19,6 +21,17 @@ describe('per-file digests', () => {
   let source: Record<string, string>;
 
   async function storedBytesDigest(file: BackupManifest['files'][number], algorithm: 'blake3' | 'sha256'): Promise<string> {
+    if (file.blockMap) {
+      // A relation file stored as blocks: restored through its block map into a scratch file, then hashed.
+      const scratch = path.join(ws.dir, 'block-mapped-file');
+      await restoreRelationFile(repository, file, await readBlockMap(repository, manifest.id, file, new Set([manifest.id])), scratch, false);
+      const bytes = await readFile(scratch);
+      await rm(scratch);
+      if (algorithm === 'sha256') return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+      const blake = fileHasher('blake3');
+      blake.update(bytes);
+      return blake.digest();
+    }
     const range = storedRange(repository, manifest, file);
     const hash = algorithm === 'sha256' ? createHash('sha256') : undefined;
     const blake = algorithm === 'blake3' ? fileHasher('blake3') : undefined;

@@ -31,6 +31,8 @@ export * from './repository/manifest-codec.js';
 export * from './blocks/block-map.js';
 export * from './blocks/block-digest.js';
 export * from './blocks/relation-file.js';
+export * from './blocks/read-block-map.js';
+export * from './blocks/restore-relation-file.js';
 export * from './repository/chain-check.js';
 export * from './postgres/wal.js';
 export * from './postgres/backup-label.js';

@@ -3,8 +3,9 @@ import type { BundleWriter } from '../repository/bundle-writer.js';
 import type { ManifestFile } from '../repository/manifest.js';
 import type { Repository } from '../repository/repository.js';
 import { BLOCK_DIGEST_ALGORITHM, blockDigest } from './block-digest.js';
-import { BLOCK_ENTRY, BLOCKS_PER_SUPER_BLOCK, SUPER_BLOCK_SIZE, blockMapDigest, encodeBlockMap, entryDigest, entryPosition, entrySuper, type BlockMap, type SuperBlock } from './block-map.js';
+import { BLOCK_ENTRY, BLOCKS_PER_SUPER_BLOCK, blockMapDigest, encodeBlockMap, entryDigest, entryPosition, entrySuper, type BlockMap, type SuperBlock } from './block-map.js';
 import { blockMapPlace, superBlockPlace } from './block-place.js';
+import { SuperBlockWriter } from './super-block-writer.js';
 import { BLOCK_SIZE, blockCount } from './relation-file.js';
 
 /** The parent backup's state of a file: its entry and, when it has one, its (checked) block map. */
@@ -44,7 +45,9 @@ export async function storeRelationFile(
 ): Promise<StoredRelation> {
   const codec = repository.codec;
   const parentMap = parent?.map?.algorithm === BLOCK_DIGEST_ALGORITHM ? parent.map : undefined; // digests of another algorithm compare to nothing
+  await codec.prepareWrite(); // refuses plaintext in an encrypted repository (checked once)
   return writer.writeSpan(sizeHint, async (span) => {
+    const superBlocks = new SuperBlockWriter(repository, span, (bundle, offset) => superBlockPlace(repository.server, backupId, path, bundle, offset).place);
     const hash = fileHasher();
     const refs = [backupId];
     const refIndex = new Map([[backupId, 0]]);
@@ -55,7 +58,7 @@ export async function storeRelationFile(
     let size = 0;
     let reusedBytes = 0;
     let spanStart: { bundle: number; offset: number } | undefined;
-    const pending = Buffer.allocUnsafe(SUPER_BLOCK_SIZE);
+    let pending = superBlocks.buffer();
     let pendingLength = 0;
     let pendingIndex = -1;
     const carry = Buffer.allocUnsafe(BLOCK_SIZE);
@@ -87,10 +90,12 @@ export async function storeRelationFile(
     };
 
     const flush = async () => {
-      const plain = pending.subarray(0, pendingLength);
-      const position = span.position();
-      const { storedSize } = await encodeInto(plain, superBlockPlace(repository.server, backupId, path, position.bundle, position.offset).place);
-      supers[pendingIndex] = { ref: 0, bundle: position.bundle, offset: position.offset, storedSize, plainSize: pendingLength, compression: codec.compression, encryption: codec.encryption };
+      const index = pendingIndex;
+      await superBlocks.add(pending, pendingLength, (stored) => {
+        spanStart ??= { bundle: stored.bundle, offset: stored.offset };
+        supers[index] = { ref: 0, ...stored };
+      });
+      pending = superBlocks.buffer();
       pendingLength = 0;
     };
 
@@ -134,6 +139,7 @@ export async function storeRelationFile(
     }
     if (carried > 0) await onBlock(carry.subarray(0, carried));
     if (pendingLength > 0) await flush();
+    await superBlocks.finish();
     const digest = hash.digest();
 
     // The same bytes as the parent's (judged in its algorithm: another one never matches, and the file is kept as blocks).
