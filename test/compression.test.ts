@@ -74,7 +74,9 @@ describe('compression: none, gzip, lz4, zstd in one repository', () => {
       expect(stored).toBe(manifest.storedSize);
       sizes[algorithm] = manifest.size / manifest.storedSize;
     }
-    expect(sizes.none).toBe(1);
+    // Stored as they are, plus each relation file's block map (22 bytes per 8 KiB block: docs/repository-format.md).
+    expect(sizes.none).toBeLessThanOrEqual(1);
+    expect(sizes.none).toBeGreaterThan(0.99);
     // pgbench data compresses well (scale 2 here: blank filler columns).
     for (const algorithm of ['gzip', 'lz4', 'zstd']) expect(sizes[algorithm], algorithm).toBeGreaterThan(3);
     console.log('compression ratios (original / stored):', Object.fromEntries(Object.entries(sizes).map(([k, v]) => [k, v.toFixed(2)])));
