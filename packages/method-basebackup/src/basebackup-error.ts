@@ -6,9 +6,10 @@ import { ServerError } from './replication-session.js';
  * A failure during BASE_BACKUP as an error a DBA can act on: what the
  * server said (ErrorResponse), a stream that is not what PostgreSQL sends,
  * or a connection that went away. Errors that already say what to do
- * (HarborError from the sink, the config) pass through.
+ * (HarborError from the sink, the config) pass through, and so does
+ * anything that is not the stream's doing: runBackup names the backup.
  */
-export function backupStreamError(server: string, error: unknown): HarborError {
+export function backupStreamError(server: string, error: unknown): unknown {
   if (error instanceof HarborError) return error;
   if (error instanceof ServerError) {
     const { M: message = '', C: code = '' } = error.fields;
@@ -35,8 +36,6 @@ export function backupStreamError(server: string, error: unknown): HarborError {
       cause: error,
     });
   }
-  return new HarborError(`server ${server}: the backup failed: ${errorMessage(error)}`, {
-    hint: 'the backup is marked FAILED and will never be restored; fix the cause and take a new one',
-    cause: error,
-  });
+  // Anything else (a plugin's hook, the storage) is not the stream's doing: the core names the backup and marks it FAILED.
+  return error;
 }
