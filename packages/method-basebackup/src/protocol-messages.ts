@@ -32,33 +32,46 @@ export class ConnectionLostError extends Error {}
  * slow consumer keeps the socket paused and memory stays bounded.
  */
 export async function* readMessages(source: AsyncIterable<Buffer>): AsyncGenerator<BackendMessage> {
-  // Bytes not yet yielded: the tail of earlier reads (at most one partial message, whose length is checked).
+  // The start of a message that straddles reads (its length checked as soon as its header is in).
   let parts: Buffer[] = [];
   let have = 0;
-  let need = 0; // bytes of the partial message, once its header is known
+  let need = 0; // its whole size, once known
   for await (const read of source) {
+    let chunk = read;
     if (have > 0) {
-      parts.push(read);
-      have += read.length;
-      if (need === 0 && have >= 5) need = messageSize(Buffer.concat(parts, have));
-      if (need === 0 || have < need) continue;
+      if (need === 0) {
+        if (have + read.length < 5) {
+          parts.push(read);
+          have += read.length;
+          continue;
+        }
+        need = messageSize(Buffer.concat([...parts, read.subarray(0, 5 - have)]));
+      }
+      if (have + read.length < need) {
+        parts.push(read);
+        have += read.length;
+        continue;
+      }
+      // Copy only this message's bytes; the rest of the read is sliced below.
+      const take = need - have;
+      const whole = Buffer.concat([...parts, read.subarray(0, take)], need);
+      parts = [];
+      have = 0;
+      need = 0;
+      yield { type: String.fromCharCode(whole[0]), body: whole.subarray(5) };
+      chunk = read.subarray(take);
     }
-    let chunk = have > 0 ? Buffer.concat(parts, have) : read;
-    parts = [];
-    have = 0;
-    need = 0;
     let at = 0;
     while (chunk.length - at >= 5) {
-      const size = messageSize(chunk.subarray(at));
+      const size = messageSize(chunk.subarray(at, at + 5));
       if (chunk.length - at < size) break;
       yield { type: String.fromCharCode(chunk[at]), body: chunk.subarray(at + 5, at + size) };
       at += size;
     }
     if (at < chunk.length) {
-      chunk = chunk.subarray(at);
-      parts = [chunk];
-      have = chunk.length;
-      need = have >= 5 ? messageSize(chunk) : 0;
+      parts = [chunk.subarray(at)];
+      have = chunk.length - at;
+      need = have >= 5 ? messageSize(chunk.subarray(at, at + 5)) : 0;
     }
   }
   if (have > 0) throw new ConnectionLostError('the server closed the connection in the middle of a message');
