@@ -252,15 +252,17 @@ describe('hostile repository content: writes stay inside the target', () => {
 
       it('a pg_wal link in the manifest restores as a plain directory: nothing goes where the link pointed, and PostgreSQL starts', async () => {
         const repo = repos[repoIndex];
-        // A valid manifest (pg_wal may be a link): planted under an earlier id, so that "latest" below is still the intact backup.
+        // A valid manifest (pg_wal may be a link), planted under a later id (a backup can only reuse bytes of older ones);
+        // deleted at the end, so that "latest" below is the intact backup again.
         const id = await plant(
           repo,
           (m) => {
             const wal = m.files.find((f) => f.path === 'pg_wal')!;
             Object.assign(wal, { type: 'symlink', linkTarget: sentinel });
           },
-          '20000101T000000',
+          '20991231T235800',
         );
+        planted.set(repo, planted.get(repo)!.filter((p) => p !== id));
         const { data, space } = await freshTarget();
         const result = await ws.run(['restore', 'pg', id, data, '--repo', String(repo.n), '--tablespace-map', `extra=${space}`]);
         expect(result.stderr).not.toMatch(/ERROR/);
@@ -270,6 +272,8 @@ describe('hostile repository content: writes stay inside the target', () => {
         const restored = await ws.startRestored(data);
         expect(await restored.tableChecksum('postgres', 'far', 'id')).toBe(farBefore);
         await restored.stop();
+        const removed = await ws.run(['delete', 'pg', id, '--repo', String(repo.n)]);
+        expect(removed.exitCode, removed.stderr).toBe(0);
       });
 
       it('list-backups shows the planted manifests as INVALID; "latest" skips them with a warning and restores the intact backup, which starts', async () => {
