@@ -14,7 +14,8 @@ import { DecodeBoundError } from './decode-bounds.js';
  * - lz4: `lz4-wasm-nodejs` (lz4_flex built for WebAssembly: nothing
  *   native to install): LZ4 frames, readable by the `lz4` command-line
  *   tool, written by lz4-frame.ts (see there why not a native addon for
- *   long streams), on worker threads (lz4-workers.ts); the first 32 MiB of
+ *   long streams), on worker threads from three cores on (lz4-workers.ts; on two, the
+ *   calling thread, which mostly waits for the stream, is faster); the first 32 MiB of
  *   a stream, and every WAL segment archive-push stores, through lz4-napi on
  *   libuv's thread pool (lz4-native.ts). Decompressed by lz4-decode.ts.
  * - zstd: `@mongodb-js/zstd` 1.x (libzstd via napi-rs, prebuilt binaries

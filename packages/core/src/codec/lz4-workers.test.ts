@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeLz4Frame } from './lz4-decode.js';
-import { Lz4WorkerPool } from './lz4-workers.js';
+import { Lz4WorkerPool, defaultWorkerCount } from './lz4-workers.js';
 
 // The worker runs compiled code: the build's dist/codec/lz4-worker.js (`npm test` builds first).
 const workerFile = fileURLToPath(new URL('../../dist/codec/lz4-worker.js', import.meta.url));
@@ -32,6 +32,21 @@ describe('lz4 worker pool', () => {
     const out = await Promise.all(frames);
     out.forEach((frame, i) => expect(decodeLz4Frame(frame).equals(inputs[i])).toBe(true));
     expect(out[2].length).toBe(inputs[2].length + 15); // random: stored as it is (header 7, block size 4, end mark 4)
+  });
+
+  it('starts no worker on two cores or fewer, one or two from three on', () => {
+    expect([1, 2, 3, 4, 16].map((cores) => defaultWorkerCount(cores))).toEqual([0, 0, 2, 2, 2]);
+  });
+
+  it('with no worker wanted, compresses every block on the calling thread, in plain buffers', async () => {
+    pool = new Lz4WorkerPool(workerFile, 0, 0);
+    const inputs = [text(1024 * 1024, 7), randomBytes(300_000)];
+    const frame = pool.newFrame(inputs[0].length);
+    expect(frame.buffer).not.toBeInstanceOf(SharedArrayBuffer);
+    inputs[0].copy(frame);
+    const out = await Promise.all([pool.compress(frame), pool.compress(inputs[1])]);
+    out.forEach((compressed, i) => expect(decodeLz4Frame(compressed).equals(inputs[i])).toBe(true));
+    expect((pool as unknown as { workers: unknown[] }).workers).toHaveLength(0);
   });
 
   it('compresses on the calling thread until enough was compressed, and when there is no worker file', async () => {
