@@ -139,6 +139,7 @@ function run(cmd, args, { uid, env: extra, allowFail = false } = {}) {
 /** sync, then time one command under /usr/bin/time -v: wall, CPU and the peak RSS of its largest process. */
 async function measure(label, argv, { env: extra, okCodes = [0] } = {}) {
   if (state.stopping) throw new Error('stopping');
+  await state.quiet?.(); // no WAL archiving left running under the measured command
   await run('sync', []);
   const base = path.join(LOGS, label.replace(/[^\w.-]+/g, '_'));
   const timeFile = `${base}.time`;
@@ -245,9 +246,27 @@ try {
   }
   const harbor = (config, ...args) => [process.execPath, CLI, '--config', config.file, '--json', ...args];
 
+  /**
+   * Wait until every completed WAL segment is archived: pgBackRest's
+   * archive-push must not run under another row. pg_switch_wal() minus one
+   * byte names the last segment that will complete without new WAL.
+   */
+  const archiveIdle = async () => {
+    const [{ wal }] = await cluster.query("SELECT pg_walfile_name(pg_switch_wal() - 1) AS wal");
+    for (let waited = 0; ; waited += 200) {
+      const [{ last }] = await cluster.query('SELECT last_archived_wal AS last FROM pg_stat_archiver');
+      if (last && last.slice(8) >= wal.slice(8)) return;
+      if (waited > 600_000) throw new Error(`WAL archiving did not reach ${wal} in 10 minutes (pgBackRest log: ${pgbrDir}/log)`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+  // The stanza exists before any WAL is written, so that segments are archived as they complete.
+  await pgbrRepo('pgbr-full');
   log(`pgbench -i -s ${P.scale}`);
   await cluster.pgbench(['-i', '-q', '-s', String(P.scale)]);
-  await cluster.query('CHECKPOINT');
+  await archiveIdle();
+  await cluster.query('CHECKPOINT'); // archived segments go (wal_recycle off): the data dir is what the tools copy
+  state.quiet = archiveIdle;
   await run('sync', []);
   const dataBytes = duBytes(cluster.dataDir);
   log(`data dir ${(dataBytes / MiB).toFixed(0)} MiB`);

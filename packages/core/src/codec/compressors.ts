@@ -29,7 +29,8 @@ import { DecodeBoundError } from './decode-bounds.js';
  */
 export interface BlockCompressor {
   readonly algorithm: Exclude<CompressionAlgorithm, 'none'>;
-  compress(block: Buffer, level: number | undefined): Promise<Buffer>;
+  /** `long`: a block of a long stream (a backup), not a WAL segment (lz4: see lz4-workers.ts). */
+  compress(block: Buffer, level: number | undefined, long?: boolean): Promise<Buffer>;
   /**
    * Decompress one complete frame (lz4, zstd) or gzip member(s), to at
    * most `limit` bytes: past it, fails without holding more than about
@@ -77,7 +78,7 @@ async function load(algorithm: Exclude<CompressionAlgorithm, 'none'>): Promise<B
     const { Lz4WorkerPool } = await import('./lz4-workers.js');
     const { compressLz4FrameNative } = await import('./lz4-native.js');
     const workers = new Lz4WorkerPool(undefined, undefined, undefined, compressLz4FrameNative);
-    return { algorithm, compress: (block) => workers.compress(block), newFrame: (size) => workers.newFrame(size), decompress: async (frame, limit) => decodeLz4Frame(frame, limit), decompressSync: decodeLz4Frame };
+    return { algorithm, compress: (block, _level, long) => workers.compress(block, long), newFrame: (size) => workers.newFrame(size), decompress: async (frame, limit) => decodeLz4Frame(frame, limit), decompressSync: decodeLz4Frame };
   }
   const zstd = require('@mongodb-js/zstd/bindings.js') as { compress(data: Buffer, level?: number): Promise<Buffer>; decompress(data: Buffer): Promise<Buffer> };
   // Its decompress has no output limit: zstd-decode.ts bounds it by the frame's block headers.

@@ -49,6 +49,19 @@ describe('lz4 worker pool', () => {
     expect((pool as unknown as { workers: unknown[] }).workers).toHaveLength(0);
   });
 
+  it('with no worker wanted, a long stream skips the short-job path from its first block', async () => {
+    let shortJobs = 0;
+    pool = new Lz4WorkerPool(workerFile, 0, 32 * 1024 * 1024, async (block) => {
+      shortJobs++;
+      return Buffer.from(block);
+    });
+    const input = text(500_000, 8);
+    expect(decodeLz4Frame(await pool.compress(input, true)).equals(input)).toBe(true);
+    expect(shortJobs).toBe(0);
+    await pool.compress(input); // a WAL segment's block: the short-job path
+    expect(shortJobs).toBe(1);
+  });
+
   it('compresses on the calling thread until enough was compressed, and when there is no worker file', async () => {
     pool = new Lz4WorkerPool(undefined, 1, 0);
     const input = text(300_000, 1);

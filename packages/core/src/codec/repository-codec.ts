@@ -171,14 +171,15 @@ export class RepositoryCodec {
    * bytes are stored as they are. `place` (objectPlace()) is where the
    * object belongs; encrypted, it is bound there.
    */
-  async encoder(emit: (bytes: Buffer) => Promise<void> | void, place: Buffer): Promise<Encoder | undefined> {
+  /** `long`: the object is part of a long stream (a backup's files), not a WAL file. */
+  async encoder(emit: (bytes: Buffer) => Promise<void> | void, place: Buffer, long = false): Promise<Encoder | undefined> {
     if (this.isIdentity) {
       await this.prepareWrite();
       return undefined;
     }
     const key = await this.prepareWrite();
     const compressor: BlockCompressor | undefined = this.compression === 'none' ? undefined : await loadCompressor(this.compression);
-    return new Encoder(compressor, this.settings.level, key && { key: key.key, place }, emit);
+    return new Encoder(compressor, this.settings.level, key && { key: key.key, place }, emit, long);
   }
 
   /**

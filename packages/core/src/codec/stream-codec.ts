@@ -49,6 +49,8 @@ export class Encoder {
     /** The data key and the object's place, when encrypting. */
     seal: ObjectSeal | undefined,
     private readonly emit: (bytes: Buffer) => Promise<void> | void,
+    /** A long stream (a backup's files), not a WAL segment: the compressor may choose differently (lz4-workers.ts). */
+    private readonly long = false,
   ) {
     if (seal) this.sealer = new Sealer(seal);
   }
@@ -99,7 +101,7 @@ export class Encoder {
   }
 
   private async submit(frame: Buffer, release?: () => void): Promise<void> {
-    const compressed = this.compressor!.compress(frame, this.level);
+    const compressed = this.compressor!.compress(frame, this.level, this.long);
     if (release) compressed.then(release, release);
     compressed.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
     this.inflight.push(compressed);

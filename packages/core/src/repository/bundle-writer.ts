@@ -152,7 +152,7 @@ export class BundleWriter {
     let encoder: Awaited<ReturnType<typeof codec.encoder>>;
     for await (const chunk of source) {
       if (chunk.length === 0) continue;
-      encoder ??= await codec.encoder(emit, filePlace(this.repository.server, this.backupId, { path }).place);
+      encoder ??= await codec.encoder(emit, filePlace(this.repository.server, this.backupId, { path }).place, true);
       hash.update(chunk);
       size += chunk.length;
       await encoder!.push(chunk);
