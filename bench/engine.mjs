@@ -7,7 +7,7 @@
 // Plain ESM, no build step of its own: it needs the project built (npm run build).
 import { spawn, execFileSync } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -201,11 +201,18 @@ try {
   const cluster = (state.cluster = await createCluster({ rootDir: state.root, durable: true, settings }));
   const pgVersion = sh(path.join(cluster.pgBin, 'postgres'), ['--version']);
 
-  /** A pgBackRest config for `repo` (the archive_command reads the last one written: fresh repos get a stanza first). */
+  /**
+   * A fresh pgBackRest repository `name`: its stanza is created through a
+   * config of its own, which then replaces the one archive_command reads
+   * (rename), so that archive-push never writes into it before the stanza.
+   */
+  let pgbrRepos = 0;
   async function pgbrRepo(name, extra = '') {
-    const repo = await pgDir(state.root, name);
+    // A new directory each time: archive-push may still be writing into the previous one.
+    const repo = await pgDir(state.root, `${name}-${++pgbrRepos}`);
+    const next = `${pgbrConf}.next`;
     await writeFile(
-      pgbrConf,
+      next,
       [
         '[global]',
         'repo1-type=posix',
@@ -230,8 +237,9 @@ try {
         '',
       ].join('\n'),
     );
-    await chownToPgUser(pgbrConf);
-    await run(PGBR, [`--config=${pgbrConf}`, `--stanza=${STANZA}`, 'stanza-create'], { uid: pgOsUser().uid });
+    await chownToPgUser(next);
+    await run(PGBR, [`--config=${next}`, `--stanza=${STANZA}`, 'stanza-create'], { uid: pgOsUser().uid });
+    await rename(next, pgbrConf);
     return repo;
   }
   const pgbr = (...args) => ['runuser', '-u', 'postgres', '--', PGBR, `--config=${pgbrConf}`, `--stanza=${STANZA}`, ...args];
