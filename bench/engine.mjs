@@ -256,15 +256,17 @@ try {
 
   /**
    * Wait until every completed WAL segment is archived: pgBackRest's
-   * archive-push must not run under another row. pg_switch_wal() minus one
-   * byte names the last segment that will complete without new WAL.
+   * archive-push must not run under another row. pg_switch_wal() completes
+   * the current segment (its .ready file exists when it returns); the
+   * archiver is idle when no .ready file is left (last_archived_wal is no
+   * measure: a .backup file may be archived after a later segment).
    */
   const archiveIdle = async () => {
-    const [{ wal }] = await cluster.query("SELECT pg_walfile_name(pg_switch_wal() - 1) AS wal");
+    await cluster.query('SELECT pg_switch_wal()');
     for (let waited = 0; ; waited += 200) {
-      const [{ last }] = await cluster.query('SELECT last_archived_wal AS last FROM pg_stat_archiver');
-      if (last && last.slice(8) >= wal.slice(8)) return;
-      if (waited > 600_000) throw new Error(`WAL archiving did not reach ${wal} in 10 minutes (pgBackRest log: ${pgbrDir}/log)`);
+      const [{ ready }] = await cluster.query("SELECT count(*)::int AS ready FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'");
+      if (ready === 0) return;
+      if (waited > 600_000) throw new Error(`WAL archiving still had ${ready} segments to go after 10 minutes (pgBackRest log: ${pgbrDir}/log)`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   };
