@@ -33,6 +33,7 @@ export * from './blocks/block-digest.js';
 export * from './blocks/relation-file.js';
 export * from './blocks/read-block-map.js';
 export * from './blocks/restore-relation-file.js';
+export * from './blocks/incremental-file.js';
 export * from './repository/chain-check.js';
 export * from './postgres/wal.js';
 export * from './postgres/backup-label.js';

@@ -29,6 +29,8 @@ export interface BaseBackupCommandInput {
   /** kB/s, as MAX_RATE takes it (from parseMaxRate). */
   maxRateKb?: number;
   compression?: ServerCompression;
+  /** PostgreSQL 17+: an incremental backup against the manifest uploaded before (UPLOAD_MANIFEST). */
+  incremental?: boolean;
 }
 
 export interface ServerCompression {
@@ -44,6 +46,10 @@ export function baseBackupCommand(input: BaseBackupCommandInput): string {
   if (input.versionNum >= 150000) {
     const options = [`LABEL ${label}`, `CHECKPOINT '${input.fastCheckpoint ? 'fast' : 'spread'}'`, 'WAL', 'WAIT false', "MANIFEST 'yes'", 'TABLESPACE_MAP'];
     if (input.maxRateKb !== undefined) options.push(`MAX_RATE ${input.maxRateKb}`);
+    if (input.incremental) {
+      if (input.versionNum < 170000) throw new ConfigError('an incremental BASE_BACKUP needs PostgreSQL 17 or later', 'take the backup without WAL summaries');
+      options.push('INCREMENTAL');
+    }
     if (input.compression) {
       options.push(`COMPRESSION '${input.compression.algorithm}'`);
       if (input.compression.level !== undefined) options.push(`COMPRESSION_DETAIL 'level=${input.compression.level}'`);

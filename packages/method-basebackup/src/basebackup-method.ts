@@ -16,7 +16,8 @@ import {
 } from '@pgharbor/core';
 import { ARCHIVE_SUFFIX, baseBackupCommand, parseMaxRate, parseServerCompression } from './base-backup-command.js';
 import { receiveBaseBackup } from './base-backup-stream.js';
-import { ReplicationSession } from './replication-session.js';
+import { ReplicationSession, ServerError } from './replication-session.js';
+import { summaryPlan, withoutIncrementalLines } from './summary-plan.js';
 import { backupStreamError } from './basebackup-error.js';
 import { ProtocolError } from './protocol-messages.js';
 
@@ -77,40 +78,71 @@ export const basebackupMethod: BackupMethod = {
         });
       }
       if (major > NEWEST_MAJOR) logger.warn(`server ${server.name}: PostgreSQL ${major} is newer than this pgharbor knows (${NEWEST_MAJOR}); speaking BASE_BACKUP as to ${NEWEST_MAJOR}`);
-      let command: string;
-      try {
-        command = baseBackupCommand({ versionNum: info.versionNum, label: context.label, fastCheckpoint: options.immediate_checkpoint ?? false, maxRateKb, compression });
-      } catch (error) {
-        if (error instanceof ConfigError) throw new ConfigError(`server ${server.name}: ${error.message}`, error.hint);
-        throw error;
-      }
+      const command = (incremental: boolean): string => {
+        try {
+          return baseBackupCommand({ versionNum: info.versionNum, label: context.label, fastCheckpoint: options.immediate_checkpoint ?? false, maxRateKb, compression, incremental });
+        } catch (error) {
+          if (error instanceof ConfigError) throw new ConfigError(`server ${server.name}: ${error.message}`, error.hint);
+          throw error;
+        }
+      };
+      command(false); // a setting the server's major refuses fails before anything starts
       const sizes = await client.query(`SELECT sum(pg_database_size(oid))::bigint AS size FROM pg_database`);
       context.setExpectedBytes(Number(sizes.rows[0].size));
       // WAL comes inside the main tar at the end of the backup: a temporary
       // slot, reserved now and gone with this session, keeps the server from
       // recycling it meanwhile (wal_keep_size need not be tuned for us).
       await reserveWal(client, context.backupId);
-
-      session = new ReplicationSession(await server.connectStreaming({ application_name: 'pgharbor_backup' }), (notice) => logger.info(`server ${server.name}: ${notice}`));
-      if (signal.aborted) throw signal.reason;
-      signal.addEventListener('abort', onAbort, { once: true });
-      session.send(command);
+      let summaries = await summaryPlan(client, context, major, info.timeline);
+      if (summaries.use === false && summaries.reason) logger.info(`server ${server.name}: ${context.type} backup by block checksums, not WAL summaries: ${summaries.reason}`);
 
       let labelText: Buffer | undefined;
-      const positions = await receiveBaseBackup(session.messages, info.versionNum >= 150000, compression ? ARCHIVE_SUFFIX[compression.algorithm] : '', {
-        onArchive: (archive, data) =>
-          ingestArchive(archive.name, async () => {
-            const tar = compression ? Readable.from(decompressArchiveStream(data, compression.algorithm), { objectMode: false, highWaterMark: 256 * 1024 }) : data;
-            if (archive.tablespace) {
-              await context.sink.ingestTar(tar, { pathPrefix: `pg_tblspc/${archive.tablespace.oid}` });
-            } else {
-              // backup_manifest comes on its own (15+: after 'm'; 13/14: its own CopyOut): one inside the tar would be forged.
-              const captured = await context.sink.ingestTar(tar, { capture: ['backup_label'], skip: ['backup_manifest'] });
-              labelText = captured.get('backup_label');
-            }
-          }),
-        onManifest: (content) => context.sink.storePgBackupManifest(content),
-      });
+      let positions: Awaited<ReturnType<typeof receiveBaseBackup>> | undefined;
+      let received = 0;
+      while (!positions) {
+        const incremental = summaries.use;
+        session = new ReplicationSession(await server.connectStreaming({ application_name: 'pgharbor_backup' }), (notice) => logger.info(`server ${server.name}: ${notice}`));
+        if (signal.aborted) throw signal.reason;
+        signal.addEventListener('abort', onAbort, { once: true });
+        let streaming = false;
+        try {
+          if (incremental) await session.uploadManifest(summaries.manifest!);
+          session.send(command(incremental));
+          positions = await receiveBaseBackup(session.messages, info.versionNum >= 150000, compression ? ARCHIVE_SUFFIX[compression.algorithm] : '', {
+            onArchive: (archive, data) => {
+              streaming = true;
+              return ingestArchive(archive.name, async () => {
+                const tar = compression ? Readable.from(decompressArchiveStream(data, compression.algorithm), { objectMode: false, highWaterMark: 256 * 1024 }) : data;
+                if (archive.tablespace) {
+                  await context.sink.ingestTar(tar, { pathPrefix: `pg_tblspc/${archive.tablespace.oid}`, incrementalFiles: incremental });
+                } else {
+                  // backup_manifest comes on its own (15+: after 'm'; 13/14: its own CopyOut): one inside the tar would be forged.
+                  const captured = await context.sink.ingestTar(tar, {
+                    capture: ['backup_label'],
+                    skip: ['backup_manifest'],
+                    incrementalFiles: incremental,
+                    // As pg_combinebackup writes it: a server refuses to start from a label naming the backup incremental.
+                    ...(incremental ? { rewrite: { backup_label: withoutIncrementalLines } } : {}),
+                  });
+                  labelText = captured.get('backup_label');
+                }
+              });
+            },
+            // An incremental's own manifest lists INCREMENTAL.* files, not what restore writes: pg_verifybackup could not check it.
+            onManifest: (content) => (incremental ? Promise.resolve() : context.sink.storePgBackupManifest(content)),
+          });
+          received = session.bytesReceived;
+        } catch (error) {
+          // The server refused the incremental before sending a byte (no summaries for the range, summarization off...): a full stream is diffed by checksums instead.
+          if (!incremental || streaming || !(error instanceof ServerError) || signal.aborted) throw error;
+          logger.info(`server ${server.name}: ${context.type} backup by block checksums, not WAL summaries: the server refused the incremental backup: ${error.message}`);
+          summaries = { use: false };
+          signal.removeEventListener('abort', onAbort);
+          session.close();
+          session = undefined;
+        }
+      }
+      logger.info(`server ${server.name}: received ${received} bytes from the server${summaries.use ? ` (incremental from WAL summaries since ${context.parent!.id})` : ''}`);
 
       if (!labelText) throw new HarborError(`server ${server.name}: the backup stream had no backup_label`, { hint: 'is streaming_conninfo a PostgreSQL server? the backup is marked FAILED' });
       const backupLabel = parseBackupLabel(labelText.toString('utf8'));
@@ -129,6 +161,7 @@ export const basebackupMethod: BackupMethod = {
         });
       }
       return {
+
         startLsn: backupLabel.startLsn,
         stopLsn: positions.endLsn,
         checkpointLsn: backupLabel.checkpointLsn,

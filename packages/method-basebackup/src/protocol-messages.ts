@@ -206,3 +206,14 @@ export function queryMessage(text: string): Buffer {
 
 /** Terminate (frontend 'X'). */
 export const TERMINATE = Buffer.from([0x58, 0, 0, 0, 4]);
+
+/** CopyData (frontend 'd') carrying `bytes`. */
+export function copyDataMessage(bytes: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = 0x64; // 'd'
+  head.writeInt32BE(4 + bytes.length, 1);
+  return Buffer.concat([head, bytes]);
+}
+
+/** CopyDone (frontend 'c'). */
+export const COPY_DONE = Buffer.from([0x63, 0, 0, 0, 4]);

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type pg from 'pg';
-import { parseNotice, queryMessage, readMessages, TERMINATE, type BackendMessage, ConnectionLostError } from './protocol-messages.js';
+import { COPY_DONE, copyDataMessage, parseNotice, ProtocolError, queryMessage, readMessages, TERMINATE, type BackendMessage, ConnectionLostError } from './protocol-messages.js';
 
 /**
  * A physical replication connection driven message by message.
@@ -28,6 +28,8 @@ export class ReplicationSession {
   private readonly socket: Socket;
   private readonly queue: MessageQueue;
   private closed = false;
+  /** Bytes read from the server so far (the whole backup, what crossed the network). */
+  bytesReceived = 0;
 
   constructor(client: pg.Client, private readonly onNotice: (text: string) => void) {
     const socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
@@ -35,12 +37,39 @@ export class ReplicationSession {
     socket.removeAllListeners('data');
     socket.pause();
     this.socket = socket;
-    this.queue = new MessageQueue(readMessages(socket as AsyncIterable<Buffer>), onNotice);
+    this.queue = new MessageQueue(readMessages(this.counted(socket as AsyncIterable<Buffer>)), onNotice);
+  }
+
+  private async *counted(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    for await (const chunk of source) {
+      this.bytesReceived += chunk.length;
+      yield chunk;
+    }
   }
 
   /** Send a simple query (a replication command). */
   send(command: string): void {
     this.socket.write(queryMessage(command));
+  }
+
+  /**
+   * UPLOAD_MANIFEST (PostgreSQL 17+): the server answers CopyInResponse,
+   * takes the manifest as CopyData, and ends with CommandComplete and
+   * ReadyForQuery once it has parsed it; its refusal is a ServerError.
+   */
+  async uploadManifest(content: Buffer): Promise<void> {
+    this.send('UPLOAD_MANIFEST');
+    const started = await this.queue.next('CopyInResponse to UPLOAD_MANIFEST');
+    if (started.type !== 'G') throw new ProtocolError(`the server answered UPLOAD_MANIFEST with message '${started.type}', not CopyInResponse`);
+    for (let at = 0; at < content.length; at += 64 * 1024) {
+      if (!this.socket.write(copyDataMessage(content.subarray(at, at + 64 * 1024)))) await new Promise((resolve) => this.socket.once('drain', resolve));
+    }
+    this.socket.write(COPY_DONE);
+    for (;;) {
+      const message = await this.queue.next('the end of UPLOAD_MANIFEST');
+      if (message.type === 'Z') return;
+      if (message.type !== 'C') throw new ProtocolError(`the server answered UPLOAD_MANIFEST's data with message '${message.type}'`);
+    }
   }
 
   get messages(): MessageQueue {

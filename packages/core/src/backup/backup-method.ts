@@ -36,6 +36,8 @@ export interface MethodContext {
   repository: Repository;
   /** full, or diff/incr (only for a method that says `incremental`): the sink stores changes against the parent. */
   type: BackupType;
+  /** The backup a diff/incr is taken against (undefined for a full). */
+  parent?: BackupManifest;
   /** Server options overridden for this run from the command line (e.g. reuse_backup). */
   overrides: Record<string, unknown>;
 }
@@ -45,6 +47,14 @@ export interface IngestOptions {
   pathPrefix?: string;
   /** Small files to hand back to the method (e.g. "backup_label"). They are stored too, unless skipped. */
   capture?: string[];
+  /**
+   * PostgreSQL 17+ incremental files (`INCREMENTAL.<relfile>`, from
+   * BASE_BACKUP (INCREMENTAL)) are completed from the parent backup's block
+   * maps and recorded under the relation file's own name.
+   */
+  incrementalFiles?: boolean;
+  /** Captured files to store changed (e.g. backup_label without the lines only pg_combinebackup reads). */
+  rewrite?: Record<string, (content: Buffer) => Buffer>;
   /** Paths not to store as data files (e.g. "backup_manifest", which is kept beside the manifest instead). */
   skip?: string[];
 }

@@ -5,6 +5,8 @@ import type { Repository } from '../repository/repository.js';
 import { isRelationFile } from '../blocks/relation-file.js';
 import { readBlockMap } from '../blocks/read-block-map.js';
 import { storeRelationFile, type ParentFile, type StoredFields } from '../blocks/store-relation-file.js';
+import { storeIncrementalFile } from '../blocks/store-incremental-file.js';
+import { IncrementalFileError } from '../blocks/incremental-file.js';
 
 /** Non-relation files up to this size are read whole before storing, to tell whether the parent's copy can be reused. */
 const REUSE_WHOLE_UP_TO = 4 * 1024 * 1024;
@@ -57,6 +59,21 @@ export class IncrementalStore {
     }
     const stored = await this.writer.writeFile(source, size, path);
     return { stored: { compression: 'none', encryption: 'none', ...stored }, reusedBytes: 0 };
+  }
+
+  /**
+   * A relation file PostgreSQL 17+ sent as an incremental file
+   * (`INCREMENTAL.<name>`, stored as `path`): completed from the parent's
+   * block map. The server sends one only for a file the uploaded manifest
+   * (the parent's) lists, so the parent must have it, as blocks.
+   */
+  async storeIncremental(source: AsyncIterable<Buffer> | Buffer[], entrySize: number, path: string): Promise<StoredEntry> {
+    const before = this.parentFiles.get(path);
+    if (!before || !isRelationFile(path)) throw new IncrementalFileError(path, `names a file the parent backup ${this.parent?.manifest.id ?? '(none)'} does not hold as a relation file`);
+    const parent = await this.parentOf(before);
+    const result = await storeIncrementalFile(this.repository, this.backupId, this.writer, path, entrySize, toAsync(source), parent);
+    if (!result.stored) return { stored: this.referenceTo(before), reusedBytes: result.size };
+    return { stored: result.stored, reusedBytes: result.reusedBytes };
   }
 
   /** The parent's entry, as this backup records it: the same stored bytes, in the backup that holds them. */

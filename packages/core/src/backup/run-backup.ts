@@ -134,6 +134,7 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
         ingestTar(
           tar,
           (source, size, path) => store.store(source, size, path),
+          (source, size, path) => store.storeIncremental(source, size, path),
           (file, reusedBytes) => record(file, reusedBytes),
           ingestOptions,
         ),
@@ -177,6 +178,7 @@ async function takeBackup(harbor: Harbor, server: ServerHandle, options: BackupO
         setExpectedBytes: (bytes) => (expected = bytes),
         repository,
         type: chosen.type,
+        parent: chosen.parent,
         overrides: options.overrides ?? {},
       });
       if (abort.signal.aborted) throw abort.signal.reason;

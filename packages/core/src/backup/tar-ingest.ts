@@ -3,6 +3,7 @@ import type { StoredEntry } from './incremental-store.js';
 import type { ManifestFile } from '../repository/manifest.js';
 import type { IngestOptions } from './backup-method.js';
 import { readTar } from './tar-reader.js';
+import { incrementalTarget } from '../blocks/incremental-file.js';
 import { HarborError } from '../errors.js';
 import { storedEntryProblem } from '../repository/stored-path.js';
 
@@ -14,6 +15,7 @@ import { storedEntryProblem } from '../repository/stored-path.js';
 export async function ingestTar(
   tar: Readable,
   store: (source: AsyncIterable<Buffer> | Buffer[], size: number, path: string) => Promise<StoredEntry>,
+  storeIncremental: (source: AsyncIterable<Buffer> | Buffer[], size: number, path: string) => Promise<StoredEntry>,
   onEntry: (file: ManifestFile, reusedBytes?: number) => void,
   options: IngestOptions = {},
 ): Promise<Map<string, Buffer>> {
@@ -43,11 +45,20 @@ export async function ingestTar(
       if (capture.has(path)) {
         const chunks: Buffer[] = [];
         for await (const chunk of body) chunks.push(chunk);
-        captured.set(path, Buffer.concat(chunks));
+        const rewrite = options.rewrite?.[path];
+        const content = Buffer.concat(chunks);
+        captured.set(path, rewrite ? rewrite(content) : content);
         source = [captured.get(path)!];
       }
       if (skip.has(path)) continue; // the reader skips what was not read
-      const { stored, reusedBytes } = await store(source, header.size, path);
+      const target = options.incrementalFiles ? incrementalTarget(path) : undefined;
+      if (target !== undefined) {
+        const { stored, reusedBytes } = await storeIncremental(source, header.size, target);
+        onEntry({ ...base, path: target, type: 'file', ...stored }, reusedBytes);
+        continue;
+      }
+      const size = captured.has(path) ? captured.get(path)!.length : header.size;
+      const { stored, reusedBytes } = await store(source, size, path);
       onEntry({ ...base, type: 'file', ...stored }, reusedBytes);
     } else if (header.type === 'directory') {
       if (path) onEntry({ ...base, type: 'directory' });

@@ -44,9 +44,9 @@ describe('file digests', () => {
   it.each([
     [`blake3:${'0'.repeat(64)}`, undefined],
     [`sha256:${'f'.repeat(64)}`, undefined],
-    [`xxh3:${'0'.repeat(32)}`, 'digest algorithm "xxh3" is not one pgharbor knows (blake3, sha256)'],
-    [`constructor:${'0'.repeat(64)}`, 'digest algorithm "constructor" is not one pgharbor knows (blake3, sha256)'],
-    [`:${'0'.repeat(64)}`, 'digest algorithm "" is not one pgharbor knows (blake3, sha256)'],
+    [`xxh3:${'0'.repeat(32)}`, 'digest algorithm "xxh3" is not one pgharbor knows (blake3, sha256, blake3-blocks)'],
+    [`constructor:${'0'.repeat(64)}`, 'digest algorithm "constructor" is not one pgharbor knows (blake3, sha256, blake3-blocks)'],
+    [`:${'0'.repeat(64)}`, 'digest algorithm "" is not one pgharbor knows (blake3, sha256, blake3-blocks)'],
     [`blake3:${'0'.repeat(62)}`, 'blake3 digest is not 64 lower-case hex digits'],
     [`blake3:${'0'.repeat(63)}g`, 'blake3 digest is not 64 lower-case hex digits'],
     [`blake3:${'0'.repeat(64)}\n`, 'blake3 digest is not 64 lower-case hex digits'],
@@ -77,5 +77,27 @@ describe('file digests', () => {
       }
       expect(counted).toBe(2 * data.length);
     });
+  });
+});
+
+describe('blake3-blocks', () => {
+  it('is the same from the bytes, in any chunking, as from the block digests', async () => {
+    const { blockDigest } = await import('../blocks/block-digest.js');
+    const { blockListDigest } = await import('./file-digest.js');
+    const bytes = Buffer.alloc(3 * 8192 + 100);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) & 0xff;
+    const fromBlocks = blockListDigest([0, 1, 2, 3].map((i) => blockDigest(bytes.subarray(i * 8192, (i + 1) * 8192))));
+    for (const chunk of [1, 1000, 8192, 10_000, bytes.length]) {
+      const hash = fileHasher('blake3-blocks');
+      for (let at = 0; at < bytes.length; at += chunk) hash.update(bytes.subarray(at, at + chunk));
+      expect(hash.digest()).toBe(fromBlocks);
+    }
+    expect(fromBlocks).toMatch(/^blake3-blocks:[0-9a-f]{64}$/);
+    expect(fileDigestProblem(fromBlocks)).toBeUndefined();
+    const other = Buffer.from(bytes);
+    other[8192 * 2 + 5] ^= 1;
+    const hash = fileHasher('blake3-blocks');
+    hash.update(other);
+    expect(hash.digest()).not.toBe(fromBlocks);
   });
 });

@@ -2,6 +2,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import { HarborError } from '../errors.js';
+import { blockDigest } from '../blocks/block-digest.js';
+
+/** PostgreSQL's block size, the unit of `blake3-blocks` (blocks/relation-file.ts's BLOCK_SIZE). */
+const BLOCK_BYTES = 8192;
 
 /**
  * The digest of a file's original bytes, as the manifest records it:
@@ -16,10 +20,10 @@ import { HarborError } from '../errors.js';
  * digests", has the figures). Manifests written before carry `sha256`
  * (hex only), read here as `sha256:<hex>`.
  */
-export type FileDigestAlgorithm = 'blake3' | 'sha256';
+export type FileDigestAlgorithm = 'blake3' | 'sha256' | 'blake3-blocks';
 
 /** Hex digits of each known algorithm's digest: anything else in a manifest is refused. */
-const HEX_LENGTH: Record<FileDigestAlgorithm, number> = { blake3: 64, sha256: 64 };
+const HEX_LENGTH: Record<FileDigestAlgorithm, number> = { blake3: 64, sha256: 64, 'blake3-blocks': 64 };
 
 export function isFileDigestAlgorithm(name: unknown): name is FileDigestAlgorithm {
   return typeof name === 'string' && Object.hasOwn(HEX_LENGTH, name);
@@ -35,7 +39,7 @@ export const WRITTEN_FILE_DIGEST: FileDigestAlgorithm = writtenAlgorithm();
 function writtenAlgorithm(): FileDigestAlgorithm {
   const chosen = process.env.PGHARBOR_FILE_DIGEST;
   if (chosen === undefined || chosen === '') return 'blake3';
-  if (!isFileDigestAlgorithm(chosen)) {
+  if (!isFileDigestAlgorithm(chosen) || chosen === 'blake3-blocks') {
     throw new HarborError(`PGHARBOR_FILE_DIGEST=${JSON.stringify(chosen)} is not a known file digest`, { hint: `use one of ${Object.keys(HEX_LENGTH).join(', ')}, or unset it` });
   }
   return chosen;
@@ -52,6 +56,7 @@ type Blake3Hasher = { update(input: Uint8Array): unknown; digest(format?: string
 let Blake3: (new () => Blake3Hasher) | undefined;
 
 export function fileHasher(algorithm: FileDigestAlgorithm = WRITTEN_FILE_DIGEST): FileHasher {
+  if (algorithm === 'blake3-blocks') return blockListHasher();
   if (algorithm === 'sha256') {
     const hash = createHash('sha256');
     return { algorithm, update: (chunk) => void hash.update(chunk), digest: () => `sha256:${hash.digest('hex')}` };
@@ -59,6 +64,50 @@ export function fileHasher(algorithm: FileDigestAlgorithm = WRITTEN_FILE_DIGEST)
   Blake3 ??= loadBlake3();
   const hash = new Blake3();
   return { algorithm, update: (chunk) => void hash.update(chunk), digest: () => `blake3:${hash.digest('hex')}` };
+}
+
+/**
+ * `blake3-blocks`: BLAKE3 of the list of the file's 8 KiB block digests
+ * (BLAKE3-128 each, the last block as short as it is), so that it can be
+ * computed both from the bytes and from a block map alone. Recorded for a
+ * relation file whose bytes pgharbor never held whole: one built from a
+ * PostgreSQL 17+ incremental file (INCREMENTAL.*) and its parent's map.
+ * Its strength is the block digests' (128 bits, docs/repository-format.md).
+ */
+function blockListHasher(): FileHasher {
+  Blake3 ??= loadBlake3();
+  const outer = new Blake3();
+  const block = Buffer.allocUnsafe(BLOCK_BYTES);
+  let filled = 0;
+  return {
+    algorithm: 'blake3-blocks',
+    update(chunk) {
+      let at = 0;
+      while (at < chunk.length) {
+        const n = Math.min(BLOCK_BYTES - filled, chunk.length - at);
+        block.set(chunk.subarray(at, at + n), filled);
+        filled += n;
+        at += n;
+        if (filled === BLOCK_BYTES) {
+          outer.update(blockDigest(block));
+          filled = 0;
+        }
+      }
+    },
+    digest() {
+      if (filled > 0) outer.update(blockDigest(block.subarray(0, filled)));
+      filled = 0;
+      return `blake3-blocks:${outer.digest('hex')}`;
+    },
+  };
+}
+
+/** `blake3-blocks` of a file from its blocks' BLAKE3-128 digests, in file order (a block map's). */
+export function blockListDigest(digests: Iterable<Uint8Array>): string {
+  Blake3 ??= loadBlake3();
+  const outer = new Blake3();
+  for (const digest of digests) outer.update(digest);
+  return `blake3-blocks:${outer.digest('hex')}`;
 }
 
 /**

@@ -1,0 +1,153 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as sandbox from '@pgharbor/sandbox';
+import { startExistingCluster } from '@pgharbor/sandbox';
+import { createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
+
+/**
+ * PostgreSQL 17+ incremental backups from WAL summaries: the server sends
+ * only changed blocks (INCREMENTAL.* files) and pgharbor completes them
+ * from the parent's block maps. Each backup of the chain is restored,
+ * started and compared with the source at backup time.
+ */
+
+/** A major's server programs: env PGHARBOR_PG<major>_BIN, else the sandbox's pgBinForMajor (when it has one). */
+function serverBin(major: number): string | undefined {
+  const fromEnv = process.env[`PGHARBOR_PG${major}_BIN`];
+  if (fromEnv) return existsSync(path.join(fromEnv, 'postgres')) ? fromEnv : undefined;
+  const find = (sandbox as Record<string, unknown>).pgBinForMajor as ((major: number) => string) | undefined;
+  try {
+    return find?.(major);
+  } catch {
+    return undefined;
+  }
+}
+
+interface Taken {
+  id: string;
+  type: string;
+  parent?: string;
+  /** What pgharbor logged as received from the server. */
+  received: number;
+  log: string;
+}
+
+async function backup(ws: Workspace, type: string): Promise<Taken> {
+  const result = await ws.run(['--json', 'backup', 'pg', '--type', type]);
+  expect(result.exitCode, result.stderr).toBe(0);
+  const json = JSON.parse(result.stdout) as { id: string; type: string; parent?: string };
+  const received = /received (\d+) bytes from the server/.exec(result.stderr);
+  expect(received, result.stderr).not.toBeNull();
+  return { ...json, received: Number(received![1]), log: result.stderr };
+}
+
+async function contents(cluster: Workspace['cluster']): Promise<Record<string, string>> {
+  const out = await pgbenchChecksums(cluster);
+  const tables = await cluster.query("SELECT string_agg(tablename, ',' ORDER BY tablename) AS t FROM pg_tables WHERE schemaname = 'public'");
+  out.tables = String(tables[0].t);
+  for (const extra of ['scratch', 'fresh']) {
+    if (out.tables.split(',').includes(extra)) out[extra] = await cluster.tableChecksum('postgres', extra, 'id');
+  }
+  return out;
+}
+
+async function restoreAndCompare(ws: Workspace, pgBin: string, id: string, expected: Record<string, string>): Promise<void> {
+  const target = await ws.restoreTarget();
+  const restored = await ws.run(['restore', 'pg', id, target]);
+  expect(restored.exitCode, restored.stderr).toBe(0);
+  const cluster = await startExistingCluster(target, { pgBin });
+  try {
+    expect(await contents(cluster)).toEqual(expected);
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+const SUMMARIES = /incremental from WAL summaries since/;
+
+describe.each([17, 18])('PostgreSQL %i incremental from WAL summaries', (major) => {
+  const pgBin = serverBin(major);
+  let ws: Workspace;
+  const states: { taken: Taken; data: Record<string, string> }[] = [];
+
+  beforeAll(async () => {
+    if (!pgBin) return;
+    ws = await createWorkspace({ cluster: { pgBin, settings: { summarize_wal: 'on' } } });
+    // Scale 15 (~230 MB): the WAL segment every backup carries (16 MiB) stays small beside a full.
+    await ws.cluster.pgbench(['-i', '-s', '15', '-q', 'postgres']);
+    await ws.cluster.query('CREATE TABLE scratch AS SELECT generate_series(1, 20000) AS id, md5(random()::text) AS v');
+    await ws.cluster.query('CREATE TABLE doomed AS SELECT generate_series(1, 20000) AS id');
+    states.push({ taken: await backup(ws, 'full'), data: await contents(ws.cluster) });
+
+    await ws.cluster.pgbench(['-t', '500', '-c', '2', 'postgres']);
+    await ws.cluster.query('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 15000'); // 1% of the rows
+    await ws.cluster.query('TRUNCATE scratch');
+    await ws.cluster.query('DROP TABLE doomed');
+    await ws.cluster.query('CREATE TABLE fresh AS SELECT generate_series(1, 5000) AS id');
+    states.push({ taken: await backup(ws, 'incr'), data: await contents(ws.cluster) });
+
+    await ws.cluster.query('INSERT INTO scratch SELECT generate_series(1, 3000), md5(random()::text)');
+    await ws.cluster.query('UPDATE pgbench_branches SET bbalance = bbalance + 3');
+    states.push({ taken: await backup(ws, 'incr'), data: await contents(ws.cluster) });
+
+    await ws.cluster.pgbench(['-t', '200', '-c', '2', 'postgres']);
+    states.push({ taken: await backup(ws, 'diff'), data: await contents(ws.cluster) });
+  }, 600_000);
+
+  afterAll(async () => {
+    await ws?.cleanup();
+  });
+
+  it.skipIf(!pgBin)('takes incr, incr and diff from WAL summaries, receiving a fraction of a full', () => {
+    const [full, incr1, incr2, diff] = states.map((s) => s.taken);
+    expect(full.type).toBe('full');
+    expect([incr1.type, incr2.type, diff.type]).toEqual(['incr', 'incr', 'diff']);
+    expect(incr1.parent).toBe(full.id);
+    expect(diff.parent).toBe(full.id);
+    for (const taken of [incr1, incr2, diff]) expect(taken.log).toMatch(SUMMARIES);
+    expect(full.log).not.toMatch(SUMMARIES);
+    console.log(`PostgreSQL ${major}: bytes received: full ${full.received}, incr ${incr1.received}, incr ${incr2.received}, diff ${diff.received}`);
+    expect(incr1.received).toBeLessThan(full.received * 0.2);
+  });
+
+  it.skipIf(!pgBin)(
+    'restores each backup of the chain to what the source held',
+    async () => {
+      for (const state of states) await restoreAndCompare(ws, pgBin!, state.taken.id, state.data);
+    },
+    600_000,
+  );
+
+  it.skipIf(!pgBin)('verifies every backup of the chain', async () => {
+    for (const state of states) {
+      const verified = await ws.run(['verify', 'pg', state.taken.id]);
+      expect(verified.exitCode, verified.stderr + verified.stdout).toBe(0);
+    }
+  }, 300_000);
+});
+
+describe('PostgreSQL 17 with summarize_wal off', () => {
+  const pgBin = serverBin(17);
+  let ws: Workspace;
+
+  afterAll(async () => {
+    await ws?.cleanup();
+  });
+
+  it.skipIf(!pgBin)(
+    'falls back to block checksums with one INFO line, and the backup restores',
+    async () => {
+      ws = await createWorkspace({ cluster: { pgBin } });
+      await ws.cluster.pgbench(['-i', '-s', '2', '-q', 'postgres']);
+      await backup(ws, 'full');
+      await ws.cluster.pgbench(['-t', '200', '-c', '2', 'postgres']);
+      const incr = await backup(ws, 'incr');
+      expect(incr.type).toBe('incr');
+      expect(incr.log).not.toMatch(SUMMARIES);
+      expect(incr.log.match(/by block checksums, not WAL summaries: summarize_wal is off/g)).toHaveLength(1);
+      await restoreAndCompare(ws, pgBin!, incr.id, await contents(ws.cluster));
+    },
+    600_000,
+  );
+});
