@@ -1,9 +1,12 @@
 import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as sandbox from '@pgharbor/sandbox';
 import { startExistingCluster } from '@pgharbor/sandbox';
+import { INCREMENTAL_MAGIC, incrementalHeaderLength } from '@pgharbor/core';
 import { createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
+import { answerPrefix, answerSuffix, startWalsenderProxy, wire, type WalsenderProxy } from './walsender-proxy.js';
 
 /**
  * PostgreSQL 17+ incremental backups from WAL summaries: the server sends
@@ -150,4 +153,86 @@ describe('PostgreSQL 17 with summarize_wal off', () => {
     },
     600_000,
   );
+});
+
+/** A ustar entry holding `content` (binary). */
+function tarEntry(name: string, content: Buffer): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0, 'utf8');
+  header.write('0000600\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(content.length.toString(8).padStart(11, '0') + '\0', 124);
+  header.write('00000000000\0', 136);
+  header.write('        ', 148);
+  header[156] = 0x30;
+  header.write('ustar\0', 257);
+  header.write('00', 263);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  return Buffer.concat([header, content, Buffer.alloc(Math.ceil(content.length / 512) * 512 - content.length)]);
+}
+
+/** An incremental file as PostgreSQL 17 writes it, with `blocks` numbers and `sent` blocks of data. */
+function incrementalFile(blocks: number[], truncation: number, options: { magic?: number; sent?: number } = {}): Buffer {
+  const head = Buffer.alloc(incrementalHeaderLength(blocks.length));
+  head.writeUInt32LE(options.magic ?? INCREMENTAL_MAGIC, 0);
+  head.writeUInt32LE(blocks.length, 4);
+  head.writeUInt32LE(truncation, 8);
+  blocks.forEach((block, i) => head.writeUInt32LE(block, 12 + 4 * i));
+  return Buffer.concat([head, Buffer.alloc((options.sent ?? blocks.length) * 8192, 0x5a)]);
+}
+
+describe('PostgreSQL 17: hostile incremental files in the stream', () => {
+  const pgBin = serverBin(17);
+  let ws: Workspace;
+  let config: string;
+  let relation: string;
+  let proxy: WalsenderProxy | undefined;
+  const known: string[] = [];
+
+  beforeAll(async () => {
+    if (!pgBin) return;
+    ws = await createWorkspace({ cluster: { pgBin, settings: { summarize_wal: 'on' } } });
+    await ws.cluster.pgbench(['-i', '-s', '1', '-q', 'postgres']);
+    relation = String((await ws.cluster.query("SELECT pg_relation_filepath('pgbench_accounts') AS p"))[0].p);
+    await backup(ws, 'full');
+    config = await readFile(ws.configFile, 'utf8');
+  }, 300_000);
+
+  afterAll(async () => {
+    await proxy?.close();
+    await ws?.cleanup();
+  });
+
+  const named = (file: string) => file.replace(/\/([^/]+)$/, '/INCREMENTAL.$1');
+
+  it.skipIf(!pgBin).each<[string, () => { name: string; content: Buffer }, RegExp]>([
+    ['bad magic', () => ({ name: named(relation), content: incrementalFile([], 10, { magic: 0x12345678 }) }), /has magic number 0x12345678, not 0xd3ae1f0d/],
+    ['a block count beyond the file', () => ({ name: named(relation), content: incrementalFile([0, 1, 2], 2) }), /claims 3 blocks of a file of 2/],
+    ['block numbers out of range', () => ({ name: named(relation), content: incrementalFile([0, 500], 10) }), /sends block 500, beyond its length of 10 blocks/],
+    ['block numbers unsorted', () => ({ name: named(relation), content: incrementalFile([4, 2], 10) }), /sends block 2 after block 4/],
+    ['truncated blocks', () => ({ name: named(relation), content: incrementalFile([1, 2], 10, { sent: 1 }) }), /is 16384 bytes long, but its header \(2 blocks\) makes it 24576/],
+    ['a file the parent does not hold', () => ({ name: 'base/5/INCREMENTAL.999999', content: incrementalFile([], 1) }), /base\/5\/999999 names a file the parent backup .* does not hold/],
+  ])('%s: the backup is FAILED, saying what is wrong', async (_what, make, expected) => {
+    await proxy?.close();
+    const { name, content } = make();
+    if (known.length === 0) known.push(...(JSON.parse((await ws.run(['--json', 'list-backups', 'pg'])).stdout) as { id: string }[]).map((b) => b.id));
+    proxy = await startWalsenderProxy(ws.cluster, {
+      kind: 'answer',
+      answer: () => Buffer.concat([answerPrefix(), wire.copyData('d', Buffer.concat([tarEntry(name, content), Buffer.alloc(1024)])), answerSuffix()]),
+    });
+    await writeFile(ws.configFile, config.replace('    immediate_checkpoint: true\n', `    immediate_checkpoint: true\n    streaming_conninfo: "host=127.0.0.1 port=${proxy.port} user=postgres dbname=postgres sslmode=disable"\n`));
+    const result = await ws.run(['--json', 'backup', 'pg', '--type', 'incr']);
+    expect(result.exitCode).toBe(1);
+    expect(proxy.commands[0]).toMatch(/INCREMENTAL/);
+    expect(result.stderr).toMatch(expected);
+    expect(result.stderr).toMatch(/HINT: /);
+    const list = await ws.run(['--json', 'list-backups', 'pg']);
+    const backups = JSON.parse(list.stdout) as { id: string; status: string; type: string }[];
+    const added = backups.filter((b) => !known.includes(b.id));
+    known.push(...added.map((b) => b.id));
+    expect(added.map((b) => [b.status, b.type])).toEqual([['FAILED', 'incr']]);
+  });
 });

@@ -29,15 +29,16 @@ export async function storeIncrementalFile(
   parent: ParentFile,
 ): Promise<StoredRelation> {
   const map = parent.map;
-  if (!map || map.algorithm !== BLOCK_DIGEST_ALGORITHM) {
-    throw new IncrementalFileError(path, `has no ${BLOCK_DIGEST_ALGORITHM} block map in the parent backup to complete it with`);
+  // An empty file has no map (nothing to point at): every block not sent is zeros.
+  if (parent.entry.size > 0 && (!map || map.algorithm !== BLOCK_DIGEST_ALGORITHM)) {
+    throw new IncrementalFileError(path, `has no ${BLOCK_DIGEST_ALGORITHM} block map in the parent backup to complete it with (take a full backup: --type full)`);
   }
   const input = new ExactReader(body);
   const header = await readIncrementalHeader(`INCREMENTAL of ${path}`, entrySize, (n) => input.read(n));
   const blocks = header.truncationBlocks;
   const size = blocks * BLOCK_SIZE;
   // The parent's blocks usable: whole ones only (pg_combinebackup reads st_size / BLCKSZ of them).
-  const parentBlocks = Math.floor(parent.entry.size / BLOCK_SIZE);
+  const parentBlocks = map ? Math.floor(parent.entry.size / BLOCK_SIZE) : 0;
   const codec = repository.codec;
   return writer.writeSpan(header.blocks.length * BLOCK_SIZE, async (span) => {
     const refs = [backupId];
@@ -50,7 +51,7 @@ export async function storeIncrementalFile(
     let pendingLength = 0;
     let pendingIndex = -1;
     let reusedBytes = 0;
-    let sameAsParent = blocks === map.blockCount && parent.entry.size === size;
+    let sameAsParent = map !== undefined && blocks === map.blockCount && parent.entry.size === size;
 
     const encodeInto = async (plain: Buffer, place: Buffer) => {
       const at = span.position();
@@ -85,6 +86,7 @@ export async function storeIncrementalFile(
       if (pendingLength === BLOCKS_PER_SUPER_BLOCK * BLOCK_SIZE) await flush();
     };
     const keepParent = (index: number) => {
+      if (!map) throw new Error('no parent map'); // parentBlocks is 0 without one
       const theirs = entrySuper(map, index);
       let ours = fromParent.get(theirs);
       if (ours === undefined) {
@@ -106,7 +108,7 @@ export async function storeIncrementalFile(
       if (next < header.blocks.length && header.blocks[next] === index) {
         const block = await input.read(BLOCK_SIZE);
         if (block.length !== BLOCK_SIZE) throw new IncrementalFileError(`INCREMENTAL of ${path}`, `ends inside block ${index}`);
-        if (sameAsParent && !blockDigest(block).equals(entryDigest(map, index))) sameAsParent = false;
+        if (sameAsParent && !blockDigest(block).equals(entryDigest(map!, index))) sameAsParent = false;
         await storeNew(index, block);
         next++;
       } else if (index < parentBlocks) keepParent(index);
