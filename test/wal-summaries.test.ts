@@ -150,6 +150,24 @@ describe('PostgreSQL 17 with summarize_wal off', () => {
       expect(incr.log).not.toMatch(SUMMARIES);
       expect(incr.log.match(/by block checksums, not WAL summaries: summarize_wal is off/g)).toHaveLength(1);
       await restoreAndCompare(ws, pgBin!, incr.id, await contents(ws.cluster));
+
+      // Turned on after a checkpoint: the summarizer starts at that checkpoint's redo, after the parent's start,
+      // so the server has no summaries back to it, refuses, and the checksum diff serves.
+      await ws.cluster.pgbench(['-t', '100', '-c', '2', 'postgres']);
+      await ws.cluster.query('CHECKPOINT');
+      await ws.cluster.query('ALTER SYSTEM SET summarize_wal = on');
+      await ws.cluster.query('SELECT pg_reload_conf()');
+      await ws.cluster.pgbench(['-t', '100', '-c', '2', 'postgres']);
+      const refused = await backup(ws, 'incr');
+      expect(refused.log).not.toMatch(SUMMARIES);
+      expect(refused.log.match(/by block checksums, not WAL summaries: the server refused the incremental backup: .*WAL summaries are required/g), refused.log).toHaveLength(1);
+      await restoreAndCompare(ws, pgBin!, refused.id, await contents(ws.cluster));
+
+      // The next incr has a parent inside the summarized range: summaries serve.
+      await ws.cluster.pgbench(['-t', '100', '-c', '2', 'postgres']);
+      const summarized = await backup(ws, 'incr');
+      expect(summarized.log).toMatch(SUMMARIES);
+      await restoreAndCompare(ws, pgBin!, summarized.id, await contents(ws.cluster));
     },
     600_000,
   );
