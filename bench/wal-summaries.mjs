@@ -6,7 +6,7 @@
 // time of each, and the repository growth. See bench/README.md.
 //   SCALE=100 TXNS=2000 PGHARBOR_PG17_BIN=... node bench/wal-summaries.mjs
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,13 +22,6 @@ delete env.NODE_EXTRA_CA_CERTS;
 const log = (m) => process.stderr.write(`[wal-summaries-bench] ${m}\n`);
 const mib = (bytes) => (bytes / 1048576).toFixed(1);
 const du = (dir) => Number(execFileSync('du', ['-sb', dir], { encoding: 'utf8' }).split('\t')[0]);
-
-function serverBin() {
-  const fromEnv = process.env[`PGHARBOR_PG${MAJOR}_BIN`];
-  if (fromEnv && existsSync(path.join(fromEnv, 'postgres'))) return fromEnv;
-  if (sandbox.pgBinForMajor) return sandbox.pgBinForMajor(MAJOR);
-  throw new Error(`no PostgreSQL ${MAJOR}: set PGHARBOR_PG${MAJOR}_BIN to its bin directory (initdb, pg_ctl, postgres, and pgbench of any major)`);
-}
 
 function backup(configFile, type) {
   execFileSync('sync');
@@ -46,7 +39,7 @@ const root = await mkdtemp(path.join(process.env.TARGET_ROOT ?? '/var/tmp', 'pgh
 await sandbox.chownToPgUser(root);
 const configFile = path.join(root, 'pgharbor.yaml');
 const repo = path.join(root, 'repo');
-const cluster = await sandbox.createCluster({ rootDir: root, pgBin: serverBin(), durable: true, settings: { max_wal_size: '4GB', wal_recycle: 'off', summarize_wal: 'on' } });
+const cluster = await sandbox.createCluster({ rootDir: root, pgBin: sandbox.pgBinForMajor(MAJOR), durable: true, settings: { max_wal_size: '4GB', wal_recycle: 'off', summarize_wal: 'on' } });
 try {
   writeFileSync(configFile, ['servers:', '  bench:', `    conninfo: "${cluster.conninfo}"`, '    immediate_checkpoint: true', '    repositories:', `      - { type: posix, path: ${repo} }`, ''].join('\n'));
   log(`PostgreSQL ${MAJOR}, pgbench -i -s ${SCALE}`);
@@ -69,7 +62,7 @@ try {
     [`diff, block checksums${byChecksums.summaries ? ' (summaries used?)' : ''}`, byChecksums, afterChecksums - afterSummaries],
   ];
   console.log(`PostgreSQL ${MAJOR}, pgbench scale ${SCALE}, after pgbench -t ${TXNS} -c 2`);
-  console.log('backup                          received MiB   % of full   wall s   repo growth MiB   peak RSS MB');
+  console.log('backup                          received MiB   % of full   wall s   repo added MiB    peak RSS MB');
   for (const [name, r, growth] of rows) {
     console.log(`${name.padEnd(32)}${mib(r.received).padStart(12)}${((100 * r.received) / full.received).toFixed(1).padStart(12)}${r.seconds.toFixed(2).padStart(9)}${mib(growth).padStart(18)}${r.rssMb.toFixed(0).padStart(14)}`);
   }

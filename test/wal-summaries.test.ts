@@ -1,9 +1,6 @@
-import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as sandbox from '@pgharbor/sandbox';
-import { startExistingCluster } from '@pgharbor/sandbox';
+import { pgBinForMajor, startExistingCluster } from '@pgharbor/sandbox';
 import { INCREMENTAL_MAGIC, incrementalHeaderLength } from '@pgharbor/core';
 import { createWorkspace, pgbenchChecksums, type Workspace } from './harness.js';
 import { answerPrefix, answerSuffix, startWalsenderProxy, wire, type WalsenderProxy } from './walsender-proxy.js';
@@ -15,13 +12,10 @@ import { answerPrefix, answerSuffix, startWalsenderProxy, wire, type WalsenderPr
  * started and compared with the source at backup time.
  */
 
-/** A major's server programs: env PGHARBOR_PG<major>_BIN, else the sandbox's pgBinForMajor (when it has one). */
+/** A major's server programs (PGHARBOR_PG<major>_BIN, Debian's, or the npm package), undefined when not installed. */
 function serverBin(major: number): string | undefined {
-  const fromEnv = process.env[`PGHARBOR_PG${major}_BIN`];
-  if (fromEnv) return existsSync(path.join(fromEnv, 'postgres')) ? fromEnv : undefined;
-  const find = (sandbox as Record<string, unknown>).pgBinForMajor as ((major: number) => string) | undefined;
   try {
-    return find?.(major);
+    return pgBinForMajor(major);
   } catch {
     return undefined;
   }
