@@ -2,11 +2,12 @@ import { blockListDigest } from '../codec/file-digest.js';
 import type { BundleWriter } from '../repository/bundle-writer.js';
 import type { Repository } from '../repository/repository.js';
 import { BLOCK_DIGEST_ALGORITHM, blockDigest } from './block-digest.js';
-import { BLOCK_ENTRY, BLOCKS_PER_SUPER_BLOCK, SUPER_BLOCK_SIZE, blockMapDigest, encodeBlockMap, entryDigest, entryPosition, entrySuper, type SuperBlock } from './block-map.js';
+import { BLOCK_ENTRY, BLOCKS_PER_SUPER_BLOCK, blockMapDigest, encodeBlockMap, entryDigest, entryPosition, entrySuper, type SuperBlock } from './block-map.js';
 import { blockMapPlace, superBlockPlace } from './block-place.js';
 import { IncrementalFileError, readIncrementalHeader } from './incremental-file.js';
 import { BLOCK_SIZE } from './relation-file.js';
 import type { ParentFile, StoredRelation } from './store-relation-file.js';
+import { SuperBlockWriter } from './super-block-writer.js';
 
 /**
  * Store a relation file the server sent as a PostgreSQL 17+ incremental
@@ -40,14 +41,16 @@ export async function storeIncrementalFile(
   // The parent's blocks usable: whole ones only (pg_combinebackup reads st_size / BLCKSZ of them).
   const parentBlocks = map ? Math.floor(parent.entry.size / BLOCK_SIZE) : 0;
   const codec = repository.codec;
+  await codec.prepareWrite(); // refuses plaintext in an encrypted repository (checked once)
   return writer.writeSpan(header.blocks.length * BLOCK_SIZE, async (span) => {
+    const superBlocks = new SuperBlockWriter(repository, span, (bundle, offset) => superBlockPlace(repository.server, backupId, path, bundle, offset).place);
     const refs = [backupId];
     const refIndex = new Map([[backupId, 0]]);
     const supers: SuperBlock[] = [];
     const fromParent = new Map<number, number>();
     const entries = Buffer.allocUnsafe(Math.max(1, blocks) * BLOCK_ENTRY);
     let spanStart: { bundle: number; offset: number } | undefined;
-    const pending = Buffer.allocUnsafe(SUPER_BLOCK_SIZE);
+    let pending = superBlocks.buffer();
     let pendingLength = 0;
     let pendingIndex = -1;
     let reusedBytes = 0;
@@ -70,9 +73,12 @@ export async function storeIncrementalFile(
       return { at, storedSize };
     };
     const flush = async () => {
-      const position = span.position();
-      const { storedSize } = await encodeInto(pending.subarray(0, pendingLength), superBlockPlace(repository.server, backupId, path, position.bundle, position.offset).place);
-      supers[pendingIndex] = { ref: 0, bundle: position.bundle, offset: position.offset, storedSize, plainSize: pendingLength, compression: codec.compression, encryption: codec.encryption };
+      const index = pendingIndex;
+      await superBlocks.add(pending, pendingLength, (stored) => {
+        spanStart ??= { bundle: stored.bundle, offset: stored.offset };
+        supers[index] = { ref: 0, ...stored };
+      });
+      pending = superBlocks.buffer();
       pendingLength = 0;
     };
     const storeNew = async (index: number, block: Buffer) => {
@@ -119,6 +125,7 @@ export async function storeIncrementalFile(
     }
     if (!(await input.atEnd())) throw new IncrementalFileError(`INCREMENTAL of ${path}`, 'has bytes after its last block');
     if (pendingLength > 0) await flush();
+    await superBlocks.finish();
     const digest = blockListDigest(Array.from({ length: blocks }, (_, i) => entries.subarray(i * BLOCK_ENTRY + 6, (i + 1) * BLOCK_ENTRY)));
     // Every block as the parent has it: the caller records a reference (nothing of this span was written).
     if (sameAsParent && spanStart === undefined) return { size, digest, reusedBytes: size };
