@@ -161,7 +161,6 @@ export const basebackupMethod: BackupMethod = {
         });
       }
       return {
-
         startLsn: backupLabel.startLsn,
         stopLsn: positions.endLsn,
         checkpointLsn: backupLabel.checkpointLsn,
