@@ -1,4 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgBinForMajor, startExistingCluster } from '@pgharbor/sandbox';
 import { INCREMENTAL_MAGIC, incrementalHeaderLength } from '@pgharbor/core';
@@ -63,7 +64,11 @@ async function restoreAndCompare(ws: Workspace, pgBin: string, id: string, expec
 
 const SUMMARIES = /incremental from WAL summaries since/;
 
-describe.each([17, 18])('PostgreSQL %i incremental from WAL summaries', (major) => {
+describe.each([
+  [17, ''],
+  // Super blocks sealed for their place and compressed, as the checksum path stores them.
+  [18, ', compression: zstd, encryption: { passphrase: { from_file: ./passphrase } }'],
+])('PostgreSQL %i incremental from WAL summaries (repository%s)', (major, repoOptions) => {
   const pgBin = serverBin(major);
   let ws: Workspace;
   const states: { taken: Taken; data: Record<string, string> }[] = [];
@@ -71,6 +76,8 @@ describe.each([17, 18])('PostgreSQL %i incremental from WAL summaries', (major) 
   beforeAll(async () => {
     if (!pgBin) return;
     ws = await createWorkspace({ cluster: { pgBin, settings: { summarize_wal: 'on' } } });
+    await writeFile(path.join(ws.dir, 'passphrase'), 'wal summaries test passphrase\n', { mode: 0o600 });
+    await writeFile(ws.configFile, (await readFile(ws.configFile, 'utf8')).replace('- { type: posix, path: ./repo }', `- { type: posix, path: ./repo${repoOptions} }`));
     // Scale 15 (~230 MB): the WAL segment every backup carries (16 MiB) stays small beside a full.
     await ws.cluster.pgbench(['-i', '-s', '15', '-q', 'postgres']);
     await ws.cluster.query('CREATE TABLE scratch AS SELECT generate_series(1, 20000) AS id, md5(random()::text) AS v');
