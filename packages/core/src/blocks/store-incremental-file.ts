@@ -50,7 +50,7 @@ export async function storeIncrementalFile(
     const fromParent = new Map<number, number>();
     const entries = Buffer.allocUnsafe(Math.max(1, blocks) * BLOCK_ENTRY);
     let spanStart: { bundle: number; offset: number } | undefined;
-    let pending = superBlocks.buffer();
+    let pending: Buffer | undefined; // taken when the first block is stored (most files of an incremental store none)
     let pendingLength = 0;
     let pendingIndex = -1;
     let reusedBytes = 0;
@@ -74,11 +74,11 @@ export async function storeIncrementalFile(
     };
     const flush = async () => {
       const index = pendingIndex;
-      await superBlocks.add(pending, pendingLength, (stored) => {
+      await superBlocks.add(pending!, pendingLength, (stored) => {
         spanStart ??= { bundle: stored.bundle, offset: stored.offset };
         supers[index] = { ref: 0, ...stored };
       });
-      pending = superBlocks.buffer();
+      pending = undefined;
       pendingLength = 0;
     };
     const storeNew = async (index: number, block: Buffer) => {
@@ -87,7 +87,7 @@ export async function storeIncrementalFile(
       entries.writeUInt32BE(pendingIndex, at);
       entries.writeUInt16BE(pendingLength / BLOCK_SIZE, at + 4);
       blockDigest(block).copy(entries, at + 6);
-      block.copy(pending, pendingLength);
+      block.copy((pending ??= superBlocks.buffer()), pendingLength);
       pendingLength += BLOCK_SIZE;
       if (pendingLength === BLOCKS_PER_SUPER_BLOCK * BLOCK_SIZE) await flush();
     };

@@ -58,7 +58,7 @@ export async function storeRelationFile(
     let size = 0;
     let reusedBytes = 0;
     let spanStart: { bundle: number; offset: number } | undefined;
-    let pending = superBlocks.buffer();
+    let pending: Buffer | undefined; // taken when the first block is stored (most relation files are small, many unchanged)
     let pendingLength = 0;
     let pendingIndex = -1;
     const carry = Buffer.allocUnsafe(BLOCK_SIZE);
@@ -89,17 +89,27 @@ export async function storeRelationFile(
       return { at, storedSize };
     };
 
+    // Stored as they are: blocks are kept as the slices they arrived in (see SuperBlockWriter.addPlain).
+    const plain = codec.isIdentity;
+    let plainBlocks: Buffer[] = [];
     const flush = async () => {
       const index = pendingIndex;
-      await superBlocks.add(pending, pendingLength, (stored) => {
+      const done = (stored: Omit<SuperBlock, 'ref'>) => {
         spanStart ??= { bundle: stored.bundle, offset: stored.offset };
         supers[index] = { ref: 0, ...stored };
-      });
-      pending = superBlocks.buffer();
+      };
+      if (plain) {
+        await superBlocks.addPlain(plainBlocks, done);
+        plainBlocks = [];
+      } else {
+        await superBlocks.add(pending!, pendingLength, done);
+        pending = undefined;
+      }
       pendingLength = 0;
     };
 
-    const onBlock = async (block: Buffer) => {
+    /** Digest and place one block; true when a super block is full and must be flushed (the only await, kept out of the per-block path). */
+    const onBlock = (block: Buffer, reused: boolean): boolean => {
       const digest = blockDigest(block);
       if (parentMap && blocks < parentMap.blockCount && entryDigest(parentMap, blocks).equals(digest)) {
         const theirs = entrySuper(parentMap, blocks);
@@ -115,11 +125,12 @@ export async function storeRelationFile(
       } else {
         if (pendingLength === 0) pendingIndex = supers.push({ ref: 0, bundle: 0, offset: 0, storedSize: 0, plainSize: 0, compression: 'none', encryption: 'none' }) - 1; // filled in by flush
         addEntry(pendingIndex, pendingLength / BLOCK_SIZE, digest);
-        block.copy(pending, pendingLength);
+        if (!plain) block.copy((pending ??= superBlocks.buffer()), pendingLength);
+        else plainBlocks.push(reused ? Buffer.from(block) : block); // the carry buffer is reused: that block alone is copied
         pendingLength += block.length;
-        if (pendingLength === BLOCKS_PER_SUPER_BLOCK * BLOCK_SIZE) await flush();
       }
       blocks++;
+      return pendingLength === BLOCKS_PER_SUPER_BLOCK * BLOCK_SIZE;
     };
 
     for await (const chunk of body) {
@@ -131,13 +142,13 @@ export async function storeRelationFile(
         carried += n;
         at = n;
         if (carried < BLOCK_SIZE) continue;
-        await onBlock(carry);
+        if (onBlock(carry, true)) await flush();
         carried = 0;
       }
-      for (; chunk.length - at >= BLOCK_SIZE; at += BLOCK_SIZE) await onBlock(chunk.subarray(at, at + BLOCK_SIZE));
+      for (; chunk.length - at >= BLOCK_SIZE; at += BLOCK_SIZE) if (onBlock(chunk.subarray(at, at + BLOCK_SIZE), false)) await flush();
       carried = chunk.copy(carry, 0, at);
     }
-    if (carried > 0) await onBlock(carry.subarray(0, carried));
+    if (carried > 0 && onBlock(carry.subarray(0, carried), true)) await flush();
     if (pendingLength > 0) await flush();
     await superBlocks.finish();
     const digest = hash.digest();

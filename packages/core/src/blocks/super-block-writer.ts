@@ -53,6 +53,24 @@ export class SuperBlockWriter {
     if (this.queue.length >= IN_FLIGHT) await this.writeOldest();
   }
 
+  /**
+   * Stored as they are (no compression, no encryption): the blocks go
+   * straight into the bundle, in order, without the copy into a super block
+   * buffer and the copy the stream would keep (two 1 MiB copies per super
+   * block, and most of a full backup's garbage collection). `blocks` must
+   * not be reused by the caller: the bundle's stream keeps them until written.
+   */
+  async addPlain(blocks: Buffer[], done: Pending['done']): Promise<void> {
+    while (this.queue.length) await this.writeOldest();
+    const at = this.span.position();
+    let length = 0;
+    for (const block of blocks) {
+      length += block.length;
+      await this.span.write(block);
+    }
+    done({ bundle: at.bundle, offset: at.offset, storedSize: length, plainSize: length, compression: 'none', encryption: 'none' });
+  }
+
   /** Write every queued super block. */
   async finish(): Promise<void> {
     while (this.queue.length) await this.writeOldest();
