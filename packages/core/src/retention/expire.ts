@@ -57,9 +57,9 @@ export async function expire(harbor: Harbor, server: ServerHandle, options: { dr
         }
       }
       if (!policy) continue;
-      const decision = await retentionDecision(server, repository, options.now);
-      // Newest first, so that a backup never outlives the one it is built on; what a plugin keeps, keeps what it needs.
       const manifests = await repository.listManifests();
+      const decision = await retentionDecision(server, repository, options.now, manifests);
+      // Newest first, so that a backup never outlives the one it is built on; what a plugin keeps, keeps what it needs.
       const kept = new Set<string>();
       const items: ExpiredItem[] = [];
       for (const id of [...decision.expire].reverse()) {
