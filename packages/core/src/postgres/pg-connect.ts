@@ -12,9 +12,13 @@ export async function connectPostgres(plan: PgConnectPlan, where: string, extra:
   let lastError: unknown;
   for (const [index, ssl] of plan.attempts.entries()) {
     const client = new pgModule.Client({ connectionTimeoutMillis: 10_000, ...plan.config, ...extra, ssl });
+    // A dropped connection surfaces on the next query instead of crashing. Listening from before connect():
+    // an ErrorResponse in the same read as the ReadyForQuery that ends the start-up (a backend terminated
+    // just as it became ready) is emitted before connect()'s promise resumes us, and with no listener it
+    // killed the process (seen once: the walsender terminated at the start of a backup).
+    client.on('error', () => {});
     try {
       await client.connect();
-      client.on('error', () => {}); // a dropped connection surfaces on the next query instead of crashing
       return client;
     } catch (error) {
       await client.end().catch(() => {});
